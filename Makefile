@@ -1,0 +1,36 @@
+# crs-ci — `make help` lists the targets.
+SHELL   := /bin/bash
+GO      ?= go
+BIN     := bin/crs-ci
+PKG     := github.com/crs-ci/crs-ci
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS := -s -w -buildid= -X $(PKG)/core/version.Version=$(VERSION) -X $(PKG)/core/version.Commit=$(COMMIT)
+export CGO_ENABLED := 0
+
+.PHONY: help deps build test test-go lint demo bench probe
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages the build, tests and demo need
+	scripts/install-deps.sh
+
+build: ## build bin/crs-ci, statically linked
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./core/cmd/crs-ci
+	@if readelf -l $(BIN) | grep -q 'program interpreter'; then echo "$(BIN) is not static" >&2; exit 1; fi
+
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l core); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test-go: build ## all Go tests (they start the servers and build the images they need)
+	$(GO) test -count=1 -timeout 75m ./...
+
+test: deps lint test-go ## install what tests need, then run every test
+
+demo: deps build ## the main job end to end on an embedded default
+	scripts/demo.sh
+
+bench: deps build ## benchmarks; results go to docs/benchmarks.md
+	scripts/bench.sh
