@@ -46,6 +46,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			checkCommand(),
 			policyCommand(),
 			instrumentCommand(),
+			hookCommand(),
 			versionCommand(),
 		},
 		// Exit codes are decided in run, from the error's kind; never let cli call os.Exit.
