@@ -78,8 +78,11 @@ func ParseReference(s string) (Reference, error) {
 			if strings.HasPrefix(tag, "@") {
 				return bad("docker-archive: @N image indexes are not supported; name the image as REPO:TAG")
 			}
-			if _, err := name.NewTag(tag, name.StrictValidation); err != nil {
+			if _, err := name.NewTag(tag); err != nil {
 				return bad("docker-archive: %q is not REPO:TAG: %v", tag, err)
+			}
+			if !hasTagOrDigest(tag) || strings.Contains(tag, "@") {
+				return bad("docker-archive: %q is not REPO:TAG: the :TAG is missing", tag)
 			}
 		}
 		return Reference{Transport: DockerArchive, Name: path, Tag: tag}, nil
@@ -115,19 +118,19 @@ func checkRegistryRef(ref string, needTagOrDigest bool) error {
 	if strings.Contains(ref, "://") {
 		return fmt.Errorf("unexpected scheme in %q", ref)
 	}
-	r, err := name.ParseReference(ref, name.StrictValidation)
-	if err != nil {
-		// Strict validation refuses a missing tag; try again with the default tag to tell the two apart.
-		if _, err2 := name.ParseReference(ref); err2 != nil {
-			return fmt.Errorf("not a registry reference: %v", err2)
-		}
-		if needTagOrDigest {
-			return fmt.Errorf("%q needs a :TAG or @DIGEST", ref)
-		}
-		return nil
+	if _, err := name.ParseReference(ref); err != nil {
+		return fmt.Errorf("not a registry reference: %v", err)
 	}
-	_ = r
+	if needTagOrDigest && !hasTagOrDigest(ref) {
+		return fmt.Errorf("%q needs a :TAG or @DIGEST", ref)
+	}
 	return nil
+}
+
+// hasTagOrDigest reports whether a reference names its tag or digest explicitly.
+func hasTagOrDigest(ref string) bool {
+	last := ref[strings.LastIndex(ref, "/")+1:]
+	return strings.Contains(last, ":") || strings.Contains(ref, "@")
 }
 
 // String returns the reference in the form ParseReference accepts.
