@@ -18,12 +18,12 @@ import (
 
 // Labels (in the image config) and annotations (on OCI manifests and indexes) recording what was done.
 const (
-	LabelVersion      = "io.crs-ci.version"        // crs-ci release that instrumented the image
-	LabelProbeVersion = "io.crs-ci.probe.version"  // release the embedded probe was built with
-	LabelProbeDigest  = "io.crs-ci.probe.digest"   // sha256 of the probe library in the layer
-	LabelProbeLibc    = "io.crs-ci.probe.libc"     // glibc or musl
-	LabelPolicyName   = "io.crs-ci.policy.name"    // metadata.name of the policy
-	LabelPolicySHA256 = "io.crs-ci.policy.sha256"  // sha256 of the compiled policy file (its identity)
+	LabelVersion      = "io.crs-ci.version"       // crs-ci release that instrumented the image
+	LabelProbeVersion = "io.crs-ci.probe.version" // release the embedded probe was built with
+	LabelProbeDigest  = "io.crs-ci.probe.digest"  // sha256 of the probe library in the layer
+	LabelProbeLibc    = "io.crs-ci.probe.libc"    // glibc or musl
+	LabelPolicyName   = "io.crs-ci.policy.name"   // metadata.name of the policy
+	LabelPolicySHA256 = "io.crs-ci.policy.sha256" // sha256 of the compiled policy file (its identity)
 	LabelBaseName     = "org.opencontainers.image.base.name"
 	LabelBaseDigest   = "org.opencontainers.image.base.digest"
 	EnvPreloadName    = "LD_PRELOAD"
@@ -47,7 +47,7 @@ type BuildInput struct {
 	AsIndex    bool // write an index (the source is an index and every platform was asked for)
 	Policy     []byte
 	PolicyName string
-	PolicySHA  string                                              // hex sha256 of Policy
+	PolicySHA  string                                           // hex sha256 of Policy
 	ProbeFor   func(libc, arch string) (*probe.Artifact, error) // default probe.For
 }
 
