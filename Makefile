@@ -34,3 +34,13 @@ demo: deps build ## the main job end to end on an embedded default
 
 bench: deps build ## benchmarks; results go to docs/benchmarks.md
 	scripts/bench.sh
+
+# ---- probe: the in-container C library (probe/, core/probe/) ----
+.PHONY: test-probe
+probe: ## build the probe artifacts + decide-harness, gate them (debug/elf), copy into core/probe/artifacts
+	probe/build.sh probe/build
+	$(GO) run ./core/probe/gate probe/src/exports.txt probe/build/crs-probe-*.so
+	cp probe/build/crs-probe-*.so core/probe/artifacts/
+
+test-probe: ## probe tests: gate, reproducibility, real programs in real root filesystems and a container
+	$(GO) test -count=1 -timeout 30m ./core/probe/... ./probe/...

@@ -1,0 +1,395 @@
+/* Verifying a compiled policy and deciding requests from it (docs/compiled-policy.md, "Decision"). */
+#include "decide.h"
+#include "sha256.h"
+#include "util.h"
+
+const char *const crs_op_names[CRS_OP_COUNT] = {
+	"read", "write", "unlink", "rename", "link", "mkdir", "chmod", "exec", "connect", "bind", "syscall",
+};
+
+/* Rule record fields (48 bytes). */
+#define R_NAME 0
+#define R_PROG 4
+#define R_CAT 8
+#define R_ACTION 9
+#define R_MASK 10
+#define R_PROTO 11
+#define R_CIDR 12
+#define R_NCIDR 16
+#define R_PORT 20
+#define R_NPORT 24
+#define R_PATHS 28
+#define R_NPATHS 32
+#define R_SYS 36
+#define R_NSYS 40
+#define RULE_SIZE 48
+#define IDX_SIZE 16
+
+static int fits(uint32_t off, uint64_t count, uint64_t size, uint32_t total)
+{
+	return (uint64_t)off + count * size <= total;
+}
+
+static int strref_ok(const struct crs_policy *p, uint32_t ref) { return ref < p->strsize; }
+
+static const char *str(const struct crs_policy *p, uint32_t ref) { return p->strs + ref; }
+
+int crs_policy_load(struct crs_policy *p, const uint8_t *b, size_t len, const char **why)
+{
+	static const char magic[8] = {'C', 'R', 'S', 'C', 'I', 'P', 'O', 'L'};
+	*why = 0;
+	if (len < CRS_HEADER_SIZE + 96 || len > 0xFFFFFFFFu)
+		return *why = "file too small or too large for a compiled policy", -1;
+	for (int i = 0; i < 8; i++)
+		if (b[i] != (uint8_t)magic[i])
+			return *why = "bad magic (not a crs-ci compiled policy)", -1;
+	uint16_t version = crs_le16(b + 8);
+	if (version == 0 || version > CRS_FORMAT_VERSION)
+		return *why = "format version newer than this probe understands", -1;
+	if (crs_le16(b + 10) != CRS_HEADER_SIZE)
+		return *why = "bad header size", -1;
+	if (crs_le32(b + 12) != len)
+		return *why = "total size in header differs from the file size", -1;
+	uint8_t sum[32];
+	crs_sha256(b + CRS_HEADER_SIZE, len - CRS_HEADER_SIZE, sum);
+	for (int i = 0; i < 32; i++)
+		if (sum[i] != b[16 + i])
+			return *why = "sha256 mismatch (corrupt or modified policy)", -1;
+
+	const uint8_t *h = b + 64;
+	uint32_t total = (uint32_t)len;
+	p->base = b;
+	p->size = total;
+	p->mode = h[0];
+	p->logmask = h[1];
+	p->defaults[0] = 0;
+	p->defaults[CRS_CAT_FILE] = h[2];
+	p->defaults[CRS_CAT_NET] = h[3];
+	p->defaults[CRS_CAT_EXEC] = h[4];
+	p->defaults[CRS_CAT_SYSCALL] = h[5];
+	p->sink_kind = h[6];
+	p->ignore = crs_le32(h + 8);
+	uint32_t name = crs_le32(h + 12), sink = crs_le32(h + 16);
+	p->nrules = crs_le32(h + 20);
+	uint32_t rules = crs_le32(h + 24);
+	p->nfile = crs_le32(h + 28);
+	uint32_t fidx = crs_le32(h + 32);
+	p->nexec = crs_le32(h + 36);
+	uint32_t eidx = crs_le32(h + 40);
+	p->npool = crs_le32(h + 44);
+	uint32_t pool = crs_le32(h + 48);
+	p->ncidr = crs_le32(h + 52);
+	uint32_t cidr = crs_le32(h + 56);
+	p->nport = crs_le32(h + 60);
+	uint32_t port = crs_le32(h + 64);
+	p->strsize = crs_le32(h + 68);
+	uint32_t strs = crs_le32(h + 72);
+
+	if (p->mode > CRS_MODE_ENFORCE)
+		return *why = "unknown mode", -1;
+	for (int c = CRS_CAT_FILE; c <= CRS_CAT_SYSCALL; c++)
+		if (p->defaults[c] > CRS_ALERT)
+			return *why = "unknown default action", -1;
+	if (p->sink_kind > CRS_SINK_UNIX)
+		return *why = "unknown event sink kind", -1;
+	if (!fits(strs, p->strsize, 1, total) || p->strsize == 0 || b[strs] != 0 || b[strs + p->strsize - 1] != 0)
+		return *why = "string table out of bounds or not NUL-terminated", -1;
+	p->strs = (const char *)b + strs;
+	if (!fits(rules, p->nrules, RULE_SIZE, total) || !fits(fidx, p->nfile, IDX_SIZE, total) ||
+	    !fits(eidx, p->nexec, IDX_SIZE, total) || !fits(pool, p->npool, 4, total) ||
+	    !fits(cidr, p->ncidr, 32, total) || !fits(port, p->nport, 4, total))
+		return *why = "a table lies outside the file", -1;
+	p->rules = b + rules;
+	p->fileidx = b + fidx;
+	p->execidx = b + eidx;
+	p->pool = b + pool;
+	p->cidrs = b + cidr;
+	p->ports = b + port;
+	if (!strref_ok(p, name))
+		return *why = "policy name out of bounds", -1;
+	p->name = str(p, name);
+	if (sink == CRS_NONE)
+		p->sink_path = 0;
+	else if (strref_ok(p, sink))
+		p->sink_path = str(p, sink);
+	else
+		return *why = "sink path out of bounds", -1;
+
+	for (uint32_t i = 0; i < p->nrules; i++) {
+		const uint8_t *r = p->rules + (size_t)i * RULE_SIZE;
+		uint32_t prog = crs_le32(r + R_PROG);
+		if (!strref_ok(p, crs_le32(r + R_NAME)) || (prog != CRS_NONE && !strref_ok(p, prog)))
+			return *why = "rule string out of bounds", -1;
+		if (r[R_CAT] < CRS_CAT_FILE || r[R_CAT] > CRS_CAT_SYSCALL || r[R_ACTION] > CRS_ALERT ||
+		    r[R_PROTO] > CRS_PROTO_UDP)
+			return *why = "rule with unknown category, action or protocol", -1;
+		if ((uint64_t)crs_le32(r + R_CIDR) + crs_le32(r + R_NCIDR) > p->ncidr ||
+		    (uint64_t)crs_le32(r + R_PORT) + crs_le32(r + R_NPORT) > p->nport ||
+		    (uint64_t)crs_le32(r + R_PATHS) + crs_le32(r + R_NPATHS) > p->npool ||
+		    (uint64_t)crs_le32(r + R_SYS) + 2 * (uint64_t)crs_le32(r + R_NSYS) > p->npool)
+			return *why = "rule range out of bounds", -1;
+		uint32_t first = crs_le32(r + R_PATHS), n = crs_le32(r + R_NPATHS);
+		for (uint32_t k = 0; k < n; k++)
+			if (!strref_ok(p, crs_le32(p->pool + 4 * (size_t)(first + k))))
+				return *why = "rule path pattern out of bounds", -1;
+	}
+	const uint8_t *idx[2] = {p->fileidx, p->execidx};
+	uint32_t nidx[2] = {p->nfile, p->nexec};
+	for (int t = 0; t < 2; t++)
+		for (uint32_t i = 0; i < nidx[t]; i++) {
+			const uint8_t *e = idx[t] + (size_t)i * IDX_SIZE;
+			if (!strref_ok(p, crs_le32(e)) || !strref_ok(p, crs_le32(e + 4)) ||
+			    crs_le32(e + 8) >= p->nrules)
+				return *why = "path index entry out of bounds", -1;
+		}
+	return 0;
+}
+
+const char *crs_rule_name(const struct crs_policy *p, int32_t i)
+{
+	if (i < 0 || (uint32_t)i >= p->nrules)
+		return "";
+	return str(p, crs_le32(p->rules + (size_t)i * RULE_SIZE + R_NAME));
+}
+
+/* ---- globs ---- */
+
+/* class matches c against the bracket expression at *pp ("[...]"); on success *pp points after ']'.
+ * Returns -1 when the expression is not terminated (the '[' is then a literal). */
+static int class(const char **pp, unsigned char c)
+{
+	const char *p = *pp + 1;
+	int neg = 0, hit = 0;
+	if (*p == '!' || *p == '^')
+		neg = 1, p++;
+	int first = 1;
+	while (*p && (*p != ']' || first)) {
+		first = 0;
+		unsigned char lo = (unsigned char)*p;
+		if (lo == '\\' && p[1])
+			lo = (unsigned char)*++p;
+		p++;
+		unsigned char hi = lo;
+		if (*p == '-' && p[1] && p[1] != ']') {
+			p++;
+			hi = (unsigned char)*p;
+			if (hi == '\\' && p[1])
+				hi = (unsigned char)*++p;
+			p++;
+		}
+		if (lo <= c && c <= hi)
+			hit = 1;
+	}
+	if (*p != ']')
+		return -1;
+	*pp = p + 1;
+	return hit != neg;
+}
+
+static int glob(const char *start, const char *p, const char *s)
+{
+	for (;;) {
+		switch (*p) {
+		case 0:
+			return *s == 0;
+		case '*':
+			if (p[1] == '*' && p > start && p[-1] == '/' && (p[2] == '/' || p[2] == 0)) {
+				if (p[2] == 0) /* trailing slash-star-star: anything below */
+					return *s != 0;
+				/* a globstar component: zero or more whole components */
+				if (glob(start, p + 3, s))
+					return 1;
+				for (const char *q = s; *q; q++)
+					if (*q == '/' && glob(start, p + 3, q + 1))
+						return 1;
+				return 0;
+			}
+			while (*p == '*')
+				p++;
+			for (const char *q = s;; q++) {
+				if (glob(start, p, q))
+					return 1;
+				if (*q == 0 || *q == '/')
+					return 0;
+			}
+		case '?':
+			if (*s == 0 || *s == '/')
+				return 0;
+			p++, s++;
+			break;
+		case '[': {
+			if (*s == 0 || *s == '/')
+				return 0;
+			const char *q = p;
+			int m = class(&q, (unsigned char)*s);
+			if (m < 0) { /* unterminated: a literal '[' */
+				if (*s != '[')
+					return 0;
+				p++, s++;
+				break;
+			}
+			if (!m)
+				return 0;
+			p = q, s++;
+			break;
+		}
+		case '\\':
+			if (p[1])
+				p++;
+			/* fall through */
+		default:
+			if (*p != *s)
+				return 0;
+			p++, s++;
+		}
+	}
+}
+
+int crs_glob(const char *pat, const char *s) { return glob(pat, pat, s); }
+
+/* ---- decisions ---- */
+
+static const uint8_t *rule(const struct crs_policy *p, uint32_t i) { return p->rules + (size_t)i * RULE_SIZE; }
+
+static int program_ok(const struct crs_policy *p, const uint8_t *r, const char *program)
+{
+	uint32_t g = crs_le32(r + R_PROG);
+	return g == CRS_NONE || crs_glob(str(p, g), program ? program : "");
+}
+
+/* keycmp compares the NUL-terminated key k with the n bytes of prefix, like strcmp. */
+static int keycmp(const char *k, const char *prefix, size_t n)
+{
+	for (size_t j = 0; j < n; j++) {
+		if (k[j] != prefix[j])
+			return k[j] == 0 ? -1 : (int)(unsigned char)k[j] - (int)(unsigned char)prefix[j];
+	}
+	return k[n] != 0;
+}
+
+static int32_t lookup(const struct crs_policy *p, const uint8_t *idx, uint32_t n, const struct crs_request *r)
+{
+	const char *path = r->path;
+	int32_t best = -1;
+	for (size_t i = 0; path[i]; i++) {
+		if (path[i] != '/')
+			continue;
+		size_t plen = i + 1;
+		uint32_t lo = 0, hi = n; /* first entry with key >= prefix */
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (keycmp(str(p, crs_le32(idx + (size_t)mid * IDX_SIZE)), path, plen) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n; lo++) {
+			const uint8_t *e = idx + (size_t)lo * IDX_SIZE;
+			if (keycmp(str(p, crs_le32(e)), path, plen) != 0)
+				break;
+			uint32_t ri = crs_le32(e + 8);
+			if (best >= 0 && ri >= (uint32_t)best)
+				break; /* entries of one key are sorted by rule index */
+			const uint8_t *ru = rule(p, ri);
+			if (r->category == CRS_CAT_FILE && !(ru[R_MASK] & r->access))
+				continue;
+			const char *pat = str(p, crs_le32(e + 4));
+			int hit = (crs_le32(e + 12) & 1) ? crs_streq(pat, path) : crs_glob(pat, path);
+			if (hit && program_ok(p, ru, r->program)) {
+				best = (int32_t)ri;
+				break;
+			}
+		}
+	}
+	return best;
+}
+
+static int cmp16(const uint8_t *a, const uint8_t *b)
+{
+	for (int i = 0; i < 16; i++)
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	return 0;
+}
+
+static int net_match(const struct crs_policy *p, const uint8_t *ru, const struct crs_request *r)
+{
+	if (!(ru[R_MASK] & r->access))
+		return 0;
+	if (ru[R_PROTO] != CRS_PROTO_ANY && ru[R_PROTO] != r->protocol)
+		return 0;
+	if (!program_ok(p, ru, r->program))
+		return 0;
+	uint32_t npaths = crs_le32(ru + R_NPATHS), ncidr = crs_le32(ru + R_NCIDR), nport = crs_le32(ru + R_NPORT);
+	if (r->unix_path) {
+		uint32_t first = crs_le32(ru + R_PATHS);
+		if (npaths == 0)
+			return ncidr == 0 && nport == 0; /* a rule with no CIDRs, ports or paths matches everything */
+		for (uint32_t k = 0; k < npaths; k++)
+			if (crs_glob(str(p, crs_le32(p->pool + 4 * (size_t)(first + k))), r->unix_path))
+				return 1;
+		return 0;
+	}
+	if (npaths != 0)
+		return 0;
+	if (ncidr) {
+		int in = 0;
+		const uint8_t *c = p->cidrs + 32 * (size_t)crs_le32(ru + R_CIDR);
+		for (uint32_t k = 0; k < ncidr && !in; k++, c += 32)
+			in = cmp16(c, r->addr) <= 0 && cmp16(r->addr, c + 16) <= 0;
+		if (!in)
+			return 0;
+	}
+	if (nport) {
+		int in = 0;
+		const uint8_t *pr = p->ports + 4 * (size_t)crs_le32(ru + R_PORT);
+		for (uint32_t k = 0; k < nport && !in; k++, pr += 4)
+			in = crs_le16(pr) <= r->port && r->port <= crs_le16(pr + 2);
+		if (!in)
+			return 0;
+	}
+	return 1;
+}
+
+static int sys_match(const struct crs_policy *p, const uint8_t *ru, const struct crs_request *r)
+{
+	if (!program_ok(p, ru, r->program))
+		return 0;
+	uint32_t first = crs_le32(ru + R_SYS), n = crs_le32(ru + R_NSYS);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t nr = crs_le32(p->pool + 4 * (size_t)(first + 2 * k + (uint32_t)r->arch));
+		if (nr != CRS_NONE && (long)nr == r->sysno)
+			return 1;
+	}
+	return 0;
+}
+
+void crs_decide(const struct crs_policy *p, const struct crs_request *r, struct crs_decision *d)
+{
+	int32_t best = -1;
+	switch (r->category) {
+	case CRS_CAT_FILE:
+		best = lookup(p, p->fileidx, p->nfile, r);
+		break;
+	case CRS_CAT_EXEC:
+		best = lookup(p, p->execidx, p->nexec, r);
+		break;
+	case CRS_CAT_NET:
+	case CRS_CAT_SYSCALL:
+		for (uint32_t i = 0; i < p->nrules && best < 0; i++) {
+			const uint8_t *ru = rule(p, i);
+			if (ru[R_CAT] != r->category)
+				continue;
+			if (r->category == CRS_CAT_NET ? net_match(p, ru, r) : sys_match(p, ru, r))
+				best = (int32_t)i;
+		}
+		break;
+	}
+	d->rule = best;
+	if (best >= 0)
+		d->action = rule(p, (uint32_t)best)[R_ACTION];
+	else if (r->category >= CRS_CAT_FILE && r->category <= CRS_CAT_SYSCALL)
+		d->action = p->defaults[r->category];
+	else
+		d->action = CRS_ALLOW;
+}

@@ -1,0 +1,102 @@
+/* Initialisation: resolve the real functions, find the acting program, map and verify the policy, open the
+ * event sink. Runs from the constructor, or from the first hook called before it (another library's
+ * constructor, the loader's own calls). */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include "probe.h"
+#include "sys.h"
+#include "util.h"
+
+/* dlsym is the one libc function the probe needs (besides errno). Declared here without <dlfcn.h> so the
+ * build does not depend on _GNU_SOURCE; RTLD_NEXT is ((void *)-1) on glibc and musl. */
+extern void *dlsym(void *handle, const char *name);
+#define CRS_RTLD_NEXT ((void *)-1l)
+
+CRS_HIDDEN struct crs_state crs;
+
+static const char *const real_names[CRS_R_COUNT] = {
+#define CRS_NAME(n) #n,
+	CRS_REAL_LIST(CRS_NAME)
+#undef CRS_NAME
+};
+static void *real_fns[CRS_R_COUNT];
+
+enum { ST_NONE, ST_BUSY, ST_READY };
+static int state;
+static long init_tid;
+
+static void load_policy(void)
+{
+	int fd = (int)crs_sys4(SYS_openat, AT_FDCWD, CRS_POLICY_PATH, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		crs_probe_error("policy", fd == -ENOENT ? "policy file " CRS_POLICY_PATH " missing: not enforcing"
+							: "cannot open policy " CRS_POLICY_PATH ": not enforcing");
+		return;
+	}
+	struct stat st;
+	long r = crs_sys2(SYS_fstat, fd, &st);
+	if (r < 0 || st.st_size <= 0 || st.st_size > (1l << 30)) {
+		crs_sys1(SYS_close, fd);
+		crs_probe_error("policy", "policy " CRS_POLICY_PATH " is empty or unreadable: not enforcing");
+		return;
+	}
+	long m = crs_sys6(SYS_mmap, 0, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	crs_sys1(SYS_close, fd);
+	if (m < 0 && m > -4096) {
+		crs_probe_error("policy", "cannot map policy " CRS_POLICY_PATH ": not enforcing");
+		return;
+	}
+	const char *why;
+	if (crs_policy_load(&crs.pol, (const uint8_t *)m, (size_t)st.st_size, &why) != 0) {
+		crs_sys2(SYS_munmap, m, st.st_size);
+		crs_probe_error("policy", why);
+		return;
+	}
+	crs.have_policy = 1;
+	crs.mode = crs.pol.mode;
+	crs.active = crs.pol.mode != CRS_MODE_OFF;
+	crs.protect = crs.active;
+}
+
+static void init(void)
+{
+	for (int i = 0; i < CRS_R_COUNT; i++)
+		real_fns[i] = dlsym(CRS_RTLD_NEXT, real_names[i]);
+	long n = crs_sys4(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", crs.program, sizeof crs.program - 1);
+	crs.program[n > 0 ? n : 0] = 0;
+	crs.mode = CRS_MODE_ENFORCE;
+	crs.protect = 1; /* without a policy the own-file protection still applies */
+	crs_sink_init(environ);
+	load_policy();
+}
+
+int crs_ready(void)
+{
+	int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+	if (s == ST_READY)
+		return crs.protect;
+	long tid = crs_sys0(SYS_gettid);
+	int expect = ST_NONE;
+	if (__atomic_compare_exchange_n(&state, &expect, ST_BUSY, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&init_tid, tid, __ATOMIC_RELAXED);
+		init();
+		__atomic_store_n(&state, ST_READY, __ATOMIC_RELEASE);
+		return crs.protect;
+	}
+	if (__atomic_load_n(&init_tid, __ATOMIC_RELAXED) == tid)
+		return 0; /* a call made by the initialisation itself: pass through */
+	while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_READY)
+		crs_sys0(SYS_sched_yield);
+	return crs.protect;
+}
+
+void *crs_real(int idx)
+{
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_READY && !real_fns[idx])
+		real_fns[idx] = dlsym(CRS_RTLD_NEXT, real_names[idx]);
+	return real_fns[idx];
+}
+
+__attribute__((constructor)) static void crs_constructor(void) { crs_ready(); }
