@@ -90,7 +90,9 @@ type parser struct {
 	seen     map[string]bool
 	visits   int
 	tooDeep  bool
-	p        *Policy
+	// lastAlias is the last alias followed: a too-complex finding points at it
+	lastAlias *yaml.Node
+	p         *Policy
 }
 
 func (ps *parser) add(sev string, line, col int, code, hint, format string, args ...any) {
@@ -145,7 +147,7 @@ func (ps *parser) parse(data []byte) (p *Policy) {
 		return nil
 	}
 	if err != nil {
-		ps.yamlError(err)
+		ps.yamlError(err, data)
 		return nil
 	}
 	var extra yaml.Node
@@ -159,7 +161,7 @@ func (ps *parser) parse(data []byte) (p *Policy) {
 	}(); err == nil {
 		ps.errAt(&extra, "multiple-documents", "keep one policy per file", "the file holds more than one YAML document")
 	} else if !errors.Is(err, io.EOF) {
-		ps.yamlError(err)
+		ps.yamlError(err, data)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
@@ -175,20 +177,40 @@ func (ps *parser) parse(data []byte) (p *Policy) {
 	return p
 }
 
-func (ps *parser) yamlError(err error) {
+var unknownAnchorRE = regexp.MustCompile(`^unknown anchor '([^']*)' referenced`)
+
+// findText returns the 1-based line and column of the first occurrence of t in data (1:1 if absent).
+func findText(data []byte, t string) (int, int) {
+	i := bytes.Index(data, []byte(t))
+	if i < 0 {
+		return 1, 1
+	}
+	line := 1 + bytes.Count(data[:i], []byte("\n"))
+	return line, i - bytes.LastIndexByte(data[:i], '\n')
+}
+
+func (ps *parser) yamlError(err error, data []byte) {
 	msg := err.Error()
 	line := 1
+	col := 1
 	if m := yamlLineRE.FindStringSubmatch(strings.SplitN(msg, "\n", 2)[0]); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
+		// yaml.v3 reports parser errors (not scanner errors) with a 0-based line.
+		if strings.HasPrefix(msg, "did not find expected") {
+			line++
+		}
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
+		if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+			line, col = findText(data, "*"+m[1])
+		}
 	}
 	hint := "check the indentation and the quoting on this line"
 	if strings.Contains(msg, "tab") {
 		hint = "YAML indentation must use spaces, not tabs"
 	}
-	ps.add(report.Error, line, 1, "yaml-syntax", hint, "YAML syntax: %s", msg)
+	ps.add(report.Error, line, col, "yaml-syntax", hint, "YAML syntax: %s", msg)
 }
 
 func invalidUTF8Pos(data []byte) (int, int) {
@@ -214,12 +236,16 @@ func (ps *parser) node(n *yaml.Node) *yaml.Node {
 		if depth > 100 {
 			return nil
 		}
+		ps.lastAlias = n
 		n = n.Alias
 	}
 	ps.visits++
 	if ps.visits > maxNodeVisits {
 		if !ps.tooDeep {
 			ps.tooDeep = true
+			if ps.lastAlias != nil {
+				n = ps.lastAlias
+			}
 			ps.errAt(n, "too-complex", "remove YAML aliases that multiply content (an alias bomb); use lists: instead",
 				"the policy expands to more than %d YAML nodes", maxNodeVisits)
 		}
@@ -656,6 +682,9 @@ func (ps *parser) rules(n *yaml.Node) {
 	}
 	names := map[string]int{}
 	for _, rn := range n.Content {
+		if ps.tooDeep {
+			return
+		}
 		r := ps.rule(rn)
 		if r == nil {
 			continue

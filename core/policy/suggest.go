@@ -24,6 +24,15 @@ func closest(s string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
+	if bestD > 0 && len(ls) >= 4 {
+		// a word cut short or run on ("enforcing" for "enforce") is also a near miss
+		for _, c := range candidates {
+			lc := strings.ToLower(c)
+			if len(lc) >= 4 && (strings.HasPrefix(ls, lc[:len(lc)-1]) || strings.HasPrefix(lc, ls)) {
+				return c
+			}
+		}
+	}
 	limit := 2
 	switch {
 	case len(s) <= 3:
