@@ -8,7 +8,17 @@ import (
 	"testing"
 )
 
-// fixtureDir holds programs and libraries compiled once per test binary from testdata/*.c.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range []string{fixtureRoot, cacheDir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
+	}
+	os.Exit(code)
+}
+
+// fixtureRoot holds programs and libraries compiled once per test binary from testdata/*.c.
 var (
 	fixtureOnce sync.Once
 	fixtureRoot string
