@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -313,6 +314,10 @@ type layoutImage struct {
 	desc v1.Descriptor
 	raw  []byte
 	m    *v1.Manifest
+
+	cfgOnce sync.Once
+	cfg     *v1.ConfigFile
+	cfgErr  error
 }
 
 func newLayoutImage(st store, d v1.Descriptor) (v1.Image, error) {
@@ -346,20 +351,51 @@ func (i *layoutImage) RawConfigFile() ([]byte, error) {
 
 func (i *layoutImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if h == i.m.Config.Digest {
-		return &layoutBlob{st: i.st, desc: i.m.Config}, nil
+		return &layoutBlob{st: i.st, desc: i.m.Config, img: i, index: -1}, nil
 	}
-	for _, l := range i.m.Layers {
+	for n, l := range i.m.Layers {
 		if l.Digest == h {
-			return &layoutBlob{st: i.st, desc: l}, nil
+			return &layoutBlob{st: i.st, desc: l, img: i, index: n}, nil
 		}
 	}
 	return nil, fmt.Errorf("%s: manifest %s has no layer %s", i.st.where(), i.desc.Digest, h)
 }
 
+// configFile parses the config once.
+func (i *layoutImage) configFile() (*v1.ConfigFile, error) {
+	i.cfgOnce.Do(func() {
+		raw, err := i.RawConfigFile()
+		if err != nil {
+			i.cfgErr = err
+			return
+		}
+		i.cfg, i.cfgErr = v1.ParseConfigFile(bytes.NewReader(raw))
+		if i.cfgErr != nil {
+			i.cfgErr = fmt.Errorf("%s: config %s is not valid JSON: %w", i.st.where(), i.m.Config.Digest, i.cfgErr)
+		}
+	})
+	return i.cfg, i.cfgErr
+}
+
 // layoutBlob is one layer blob, verified as it is read.
 type layoutBlob struct {
-	st   store
-	desc v1.Descriptor
+	st    store
+	desc  v1.Descriptor
+	img   *layoutImage
+	index int // position in the manifest's layers; -1 for the config
+}
+
+// DiffID is the layer's diff ID as the config lists it (so Scan can check the content against it).
+func (b *layoutBlob) DiffID() (v1.Hash, error) {
+	cf, err := b.img.configFile()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if b.index < 0 || len(cf.RootFS.DiffIDs) != len(b.img.m.Layers) {
+		return v1.Hash{}, fmt.Errorf("%s: manifest %s has %d layers but its config lists %d diff IDs",
+			b.st.where(), b.img.desc.Digest, len(b.img.m.Layers), len(cf.RootFS.DiffIDs))
+	}
+	return cf.RootFS.DiffIDs[b.index], nil
 }
 
 func (b *layoutBlob) Digest() (v1.Hash, error)            { return b.desc.Digest, nil }
