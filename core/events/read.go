@@ -35,8 +35,16 @@ const (
 // they are read and counted like these.
 var Ops = []string{"read", "write", "unlink", "rename", "link", "mkdir", "chmod", "exec", "connect", "bind", "syscall"}
 
-// DropsOp is the op of the probe's report of events it could not write (a full or absent sink).
+// DropsOp is the op of a stand-alone report of lost events. The probe reports drops in the `dropped`
+// field of its next event instead; a line with this op is still read.
 const DropsOp = "drops"
+
+// ProbeOp and ErrorAction mark the probe's own error events (policy missing or corrupt, ...), with the
+// reason in the error field.
+const (
+	ProbeOp     = "probe"
+	ErrorAction = "error"
+)
 
 // Category returns the policy category of an op: file, exec, network, syscall, or "" for an unknown op.
 func Category(op string) string {
@@ -67,7 +75,11 @@ type Event struct {
 	Rule    string    `json:"rule"`
 	Mode    string    `json:"mode"`
 	Policy  string    `json:"policy"`
-	Dropped int64     `json:"dropped,omitempty"` // for a drops report: how many events were lost
+	// Dropped is how many events this process could not write before this one (the probe reports its
+	// drops on the next event it writes).
+	Dropped   int64  `json:"dropped,omitempty"`
+	Error     string `json:"error,omitempty"`     // for op "probe", action "error": what went wrong in the probe
+	Truncated bool   `json:"truncated,omitempty"` // the probe cut a string field to fit its line buffer
 }
 
 // Subject is what the event is about: the address, the path or the syscall.
@@ -103,6 +115,8 @@ type wire struct {
 	Mode    string          `json:"mode"`
 	Policy  string          `json:"policy"`
 	Dropped json.RawMessage `json:"dropped"`
+	Error   string          `json:"error"`
+	Trunc   bool            `json:"truncated"`
 }
 
 func rawNumberOrString(r json.RawMessage) string {
@@ -140,7 +154,7 @@ func Parse(line []byte) (Event, error) {
 		return Event{}, ErrNotEvent
 	}
 	e := Event{Program: w.Program, Op: w.Op, Path: w.Path, Path2: w.Path2, Addr: w.Addr,
-		Action: w.Action, Rule: w.Rule, Mode: w.Mode, Policy: w.Policy}
+		Action: w.Action, Rule: w.Rule, Mode: w.Mode, Policy: w.Policy, Error: w.Error, Truncated: w.Trunc}
 	if e.Path2 == "" {
 		e.Path2 = w.NewPath
 	}

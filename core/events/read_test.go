@@ -83,11 +83,11 @@ func TestReaderInterleaved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"read /app/main.py", "bind 0.0.0.0:8000", "read /etc/shadow", "drops ", "connect 10.9.8.7:6379"}
+	want := []string{"read /app/main.py", "bind 0.0.0.0:8000", "read /etc/shadow", "read /app/util.py", "probe /etc/crs-ci/policy.bin", "connect 10.9.8.7:6379"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("events = %q, want %q", got, want)
 	}
-	wantSt := Stats{Lines: 12, Events: 5, Skipped: 4, Malformed: 3,
+	wantSt := Stats{Lines: 13, Events: 6, Skipped: 4, Malformed: 3,
 		FirstMalformed: `interleaved.log:7: malformed event: ts "yesterday" is not RFC 3339`}
 	if st != wantSt {
 		t.Errorf("stats = %+v\nwant    %+v", st, wantSt)

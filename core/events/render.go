@@ -52,6 +52,8 @@ type summaryDoc struct {
 	First         time.Time `json:"first,omitzero"`
 	Last          time.Time `json:"last,omitzero"`
 	Dropped       int64     `json:"dropped"`
+	Truncated     int64     `json:"truncated"`
+	Errors        []Bucket  `json:"probeErrors"`
 	Input         Stats     `json:"input"`
 	Policies      []string  `json:"policies"`
 	WouldDeny     groupsDoc `json:"wouldDeny"`
@@ -72,7 +74,7 @@ func renderJSON(w io.Writer, s *Summary) error {
 	}
 	d := summaryDoc{
 		SchemaVersion: SummarySchemaVersion, Events: s.Events, First: s.First, Last: s.Last,
-		Dropped: s.Dropped, Input: s.Input, Policies: pol,
+		Dropped: s.Dropped, Truncated: s.Truncated, Errors: s.Errors.Top(0), Input: s.Input, Policies: pol,
 		WouldDeny: docOf(s.WouldDeny), Denied: docOf(s.Denied), Alerts: docOf(s.Alerts),
 		ByAction: s.ByAction.Top(0), ByMode: s.ByMode.Top(0), ByRule: s.ByRule.Top(0),
 		ByProgram: s.ByProgram.Top(0), ByOp: s.ByOp.Top(0), ByPrefix: s.ByPrefix.Top(0),
@@ -122,6 +124,12 @@ func renderText(w io.Writer, s *Summary, opt RenderOptions) error {
 	}
 	if s.Dropped > 0 {
 		ew.printf("WARNING: the probe dropped %d events it could not write: this summary is incomplete\n", s.Dropped)
+	}
+	for _, b := range s.Errors.Top(opt.Top) {
+		ew.printf("PROBE ERROR: %s: %d events, first %s\n", b.Key, b.Count, fmtTime(b.First))
+	}
+	if s.Truncated > 0 {
+		ew.printf("note: %d events have a field the probe cut short\n", s.Truncated)
 	}
 	for _, p := range s.Policies {
 		ew.printf("policy: %s\n", p)
@@ -196,6 +204,9 @@ func renderMarkdown(w io.Writer, s *Summary, opt RenderOptions) error {
 		s.WouldDeny.Total, s.Denied.Total, s.Alerts.Total)
 	if n := inputNote(s); n != "" {
 		ew.printf("> Input: %s\n\n", mdEscape(n))
+	}
+	for _, b := range s.Errors.Top(opt.Top) {
+		ew.printf("> [!CAUTION]\n> Probe error: %s — %d events, first %s\n\n", mdEscape(b.Key), b.Count, fmtTime(b.First))
 	}
 	if s.Dropped > 0 {
 		ew.printf("> [!WARNING]\n> The probe dropped %d events it could not write: this summary is incomplete.\n\n", s.Dropped)

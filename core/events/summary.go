@@ -126,12 +126,13 @@ var DefaultLimits = Limits{Keys: 1000, Groups: 2000}
 
 // Summary is what a stream of events amounts to. Build it with NewSummary and Add.
 type Summary struct {
-	Events   int64     `json:"events"`
-	First    time.Time `json:"first,omitzero"`
-	Last     time.Time `json:"last,omitzero"`
-	Dropped  int64     `json:"dropped"` // events the probe reported it could not write
-	Input    Stats     `json:"input"`
-	Policies []string  `json:"policies"` // distinct policy hashes, sorted (at most 16)
+	Events    int64     `json:"events"`
+	First     time.Time `json:"first,omitzero"`
+	Last      time.Time `json:"last,omitzero"`
+	Dropped   int64     `json:"dropped"`   // events the probe reported it could not write
+	Truncated int64     `json:"truncated"` // events with a field the probe cut short
+	Input     Stats     `json:"input"`
+	Policies  []string  `json:"policies"` // distinct policy hashes, sorted (at most 16)
 
 	ByAction  *Counter `json:"-"`
 	ByMode    *Counter `json:"-"`
@@ -142,6 +143,8 @@ type Summary struct {
 
 	// WouldDeny groups audit-mode denials (what enforce mode would have stopped); Denied groups
 	// enforce-mode denials; Alerts groups alert events.
+	// Errors counts the probe's own error events by message (policy missing or corrupt, ...).
+	Errors    *Counter  `json:"-"`
 	WouldDeny *GroupSet `json:"-"`
 	Denied    *GroupSet `json:"-"`
 	Alerts    *GroupSet `json:"-"`
@@ -219,7 +222,7 @@ func NewSummary(lim Limits) *Summary {
 	return &Summary{
 		ByAction: NewCounter(lim.Keys), ByMode: NewCounter(lim.Keys), ByRule: NewCounter(lim.Keys),
 		ByProgram: NewCounter(lim.Keys), ByOp: NewCounter(lim.Keys), ByPrefix: NewCounter(lim.Keys),
-		WouldDeny: newGroupSet(lim.Groups), Denied: newGroupSet(lim.Groups), Alerts: newGroupSet(lim.Groups),
+		Errors: NewCounter(lim.Keys), WouldDeny: newGroupSet(lim.Groups), Denied: newGroupSet(lim.Groups), Alerts: newGroupSet(lim.Groups),
 		policies: map[string]bool{},
 	}
 }
@@ -229,11 +232,22 @@ const DefaultRule = "(default)"
 
 // Add counts one event.
 func (s *Summary) Add(e *Event) {
-	if e.Op == DropsOp {
+	if e.Dropped > 0 {
 		s.Dropped += e.Dropped
+	}
+	if e.Op == DropsOp {
 		return
 	}
+	if e.Truncated {
+		s.Truncated++
+	}
 	s.Events++
+	if e.Action == ErrorAction {
+		s.Errors.Add(e.Error+" ("+e.Subject()+")", e.TS)
+		s.ByAction.Add(e.Action, e.TS)
+		s.ByProgram.Add(e.Program, e.TS)
+		return
+	}
 	if !e.TS.IsZero() {
 		if s.First.IsZero() || e.TS.Before(s.First) {
 			s.First = e.TS

@@ -61,7 +61,7 @@ func TestSummaryCounts(t *testing.T) {
 
 func TestSummaryInterleaved(t *testing.T) {
 	s := summarizeFiles(t, "testdata/interleaved.log")
-	if s.Events != 4 || s.Dropped != 17 || s.WouldDeny.Total != 1 || s.Input.Malformed != 3 || s.Input.Skipped != 4 {
+	if s.Events != 6 || s.Errors.Len() != 1 || s.Dropped != 17 || s.WouldDeny.Total != 1 || s.Input.Malformed != 3 || s.Input.Skipped != 4 {
 		t.Fatalf("summary = events %d dropped %d would-deny %d input %+v", s.Events, s.Dropped, s.WouldDeny.Total, s.Input)
 	}
 }
