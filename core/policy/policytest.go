@@ -220,7 +220,10 @@ func (tf *TestFile) Run(c *Compiled) []TestResult {
 		if d.Rule < 0 {
 			gotRule = "default"
 		}
-		if d.Action != want || (tc.Rule != "" && tc.Rule != gotRule) {
+		if tc.Rule != "" && tc.Rule != "default" && !c.hasRule(tc.Rule) {
+			res.Pass = false
+			res.Why = fmt.Sprintf("the policy has no rule named %q %s", tc.Rule, didYouMean(tc.Rule, c.ruleNames()))
+		} else if d.Action != want || (tc.Rule != "" && tc.Rule != gotRule) {
 			res.Pass = false
 			wantRule := ""
 			if tc.Rule != "" {
@@ -238,4 +241,21 @@ func describeRule(c *Compiled, d Decision) string {
 		return "the default"
 	}
 	return fmt.Sprintf("rule %q (line %d)", d.RuleName, c.Rules[d.Rule].Line)
+}
+
+func (c *Compiled) hasRule(name string) bool {
+	for _, r := range c.Rules {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Compiled) ruleNames() []string {
+	out := make([]string, len(c.Rules))
+	for i, r := range c.Rules {
+		out[i] = r.Name
+	}
+	return out
 }
