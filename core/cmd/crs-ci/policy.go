@@ -46,11 +46,11 @@ func policyValidateCommand() *cli.Command {
 		Name:      "validate",
 		Usage:     "validate policy files (folders are walked; default .crs/, else policies/)",
 		ArgsUsage: "[PATH ...]",
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "strict", Usage: "warnings fail the validation too"},
+		Flags: append([]cli.Flag{
+			&cli.BoolFlag{Name: "strict", Usage: "warnings fail the validation too (reported as errors)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output on stdout: text, json or sarif"},
 			&cli.StringSliceFlag{Name: "report", Usage: "also write a report, FORMAT=PATH (repeatable)"},
-		},
+		}, ciFlags()...),
 		OnUsageError: usageOnError,
 		Action: func(c *cli.Context) error {
 			args, err := interspersed(c)
@@ -99,10 +99,12 @@ func policyValidateCommand() *cli.Command {
 			} else if err := report.Render(out, format, rep); err != nil {
 				return exitcode.Operationalf("writing %s output: %w", format, err)
 			}
+			var verdictErr error
 			if rep.Verdict == report.Invalid {
-				return exitcode.Rejectedf("policy validation failed")
+				nErr, _ := countFindings(rep)
+				verdictErr = exitcode.Rejectedf("policy validation failed: %d error(s)", nErr)
 			}
-			return nil
+			return publishCI(c, rep, targets, verdictErr)
 		},
 	}
 }
