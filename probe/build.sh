@@ -6,10 +6,10 @@
 # Artifacts: crs-probe-glibc-amd64.so (gcc), crs-probe-glibc-arm64.so (aarch64-linux-gnu-gcc),
 # crs-probe-musl-amd64.so (musl-gcc). No musl aarch64: Debian 12 ships no aarch64 musl cross toolchain.
 set -euo pipefail
-cd "$(dirname "$0")"
-OUT="${1:-build}"
+OUT="${1:-$(dirname "$0")/build}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
+cd "$(dirname "$0")"
 export LC_ALL=C SOURCE_DATE_EPOCH=0
 
 SRCS=(src/check.c src/decide.c src/event.c src/hook_exec.c src/hook_file.c src/hook_net.c src/hook_syscall.c

@@ -152,17 +152,35 @@ static void fmt_addr(char *o, const uint8_t a[16], unsigned port)
 			if (i < 15)
 				o[n++] = '.';
 		}
-	} else {
+	} else { /* RFC 5952: lower-case hex, no leading zeros, the longest run of 2+ zero groups as "::" */
+		unsigned w[8];
+		int best = -1, bestlen = 1;
+		for (int i = 0; i < 8; i++)
+			w[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+		for (int i = 0; i < 8;) {
+			int j = i;
+			while (j < 8 && w[j] == 0)
+				j++;
+			if (j - i > bestlen)
+				best = i, bestlen = j - i;
+			i = j > i ? j : i + 1;
+		}
 		o[n++] = '[';
-		for (int i = 0; i < 16; i += 2) {
-			unsigned w = (unsigned)a[i] << 8 | a[i + 1];
+		for (int i = 0; i < 8; i++) {
+			if (i == best) {
+				o[n++] = ':';
+				if (i == 0)
+					o[n++] = ':';
+				i += bestlen - 1;
+				continue;
+			}
 			int started = 0;
 			for (int s = 12; s >= 0; s -= 4) {
-				unsigned x = (w >> s) & 15;
+				unsigned x = (w[i] >> s) & 15;
 				if (x || started || s == 0)
 					o[n++] = hex[x], started = 1;
 			}
-			if (i < 14)
+			if (i < 7)
 				o[n++] = ':';
 		}
 		o[n++] = ']';

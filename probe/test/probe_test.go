@@ -1,0 +1,318 @@
+package probetest
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crs-ci/crs-ci/core/probe"
+)
+
+// progCase runs a program of the root filesystem and checks its exit code, output and one event.
+type progCase struct {
+	name     string
+	argv     []string
+	code     int    // expected exit code; -1: any non-zero; -2: not checked
+	stderr   string // substring of stderr, if set
+	stdout   string // exact stdout, if set
+	event    *want
+	noDenied bool // no deny events at all
+}
+
+func checkProg(t *testing.T, r *root, tc progCase, policyID string) {
+	t.Helper()
+	res := r.run(t, tc.argv...)
+	switch {
+	case tc.code == -1 && res.code == 0:
+		t.Errorf("exit 0, want failure\n%s", res)
+	case tc.code >= 0 && res.code != tc.code:
+		t.Errorf("exit %d, want %d\n%s", res.code, tc.code, res)
+	}
+	if tc.stderr != "" && !strings.Contains(res.stderr, tc.stderr) {
+		t.Errorf("stderr %q does not contain %q", res.stderr, tc.stderr)
+	}
+	if tc.stdout != "" && res.stdout != tc.stdout {
+		t.Errorf("stdout %q, want %q", res.stdout, tc.stdout)
+	}
+	if tc.event != nil {
+		checkEvent(t, res, *tc.event, policyID)
+	}
+	if tc.noDenied {
+		for _, e := range res.events {
+			if e.Action == "deny" {
+				t.Errorf("unexpected deny event %+v", e)
+			}
+		}
+	}
+}
+
+// rootProgramCases are run with the distribution's own programs, so they work in every glibc root.
+func rootProgramCases() []progCase {
+	return []progCase{
+		{name: "cat denied", argv: []string{"cat", "/srv/secret/key"}, code: 1, stderr: "Permission denied",
+			event: &want{Op: "read", Path: "/srv/secret/key", Action: "deny", Rule: "no-secrets", Mode: "enforce"}},
+		{name: "head denied", argv: []string{"head", "-n1", "/srv/secret/key"}, code: 1, stderr: "Permission denied",
+			event: &want{Op: "read", Path: "/srv/secret/key", Action: "deny", Rule: "no-secrets"}},
+		{name: "dot-dot normalised", argv: []string{"cat", "/srv/public/../secret/./key"}, code: 1,
+			event: &want{Op: "read", Path: "/srv/secret/key", Action: "deny"}},
+		{name: "relative to cwd", argv: []string{"sh", "-c", "cd /srv/public && cat ../secret/key"}, code: 1,
+			event: &want{Op: "read", Path: "/srv/secret/key", Action: "deny"}},
+		{name: "cp into read-only dir", argv: []string{"cp", "/srv/public/a", "/srv/ro/b"}, code: 1,
+			event: &want{Op: "write", Path: "/srv/ro/b", Action: "deny", Rule: "read-only-dir"}},
+		{name: "shell redirection", argv: []string{"sh", "-c", "echo x > /srv/ro/c"}, code: 2, stderr: "Permission denied",
+			event: &want{Op: "write", Path: "/srv/ro/c", Action: "deny", Rule: "read-only-dir"}},
+		{name: "sh -c id", argv: []string{"sh", "-c", "id"}, code: -1, stderr: "id: ",
+			event: &want{Op: "exec", Path: "/usr/bin/id", Action: "deny", Rule: "no-id"}},
+		{name: "env id", argv: []string{"env", "id"}, code: 126,
+			event: &want{Op: "exec", Path: "/usr/bin/id", Action: "deny", Rule: "no-id"}},
+		{name: "find -exec", argv: []string{"find", "/srv/public", "-maxdepth", "0", "-exec", "id", ";"}, code: -2, stderr: "find: ",
+			event: &want{Op: "exec", Path: "/usr/bin/id", Action: "deny", Rule: "no-id"}},
+		{name: "perl system", argv: []string{"perl", "-e", `system("id"); exit($? == -1 ? 7 : 0)`}, code: 7,
+			event: &want{Op: "exec", Path: "/usr/bin/id", Action: "deny", Rule: "no-id"}},
+		{name: "allowed work", argv: []string{"sh", "-c", "echo hi > /tmp/ok && cat /tmp/ok /srv/ro/file"}, code: 0,
+			stdout: "hi\nread me", noDenied: true},
+		{name: "alert logged, allowed", argv: []string{"cat", "/srv/public/watched"}, code: 0, stdout: "watched",
+			event: &want{Op: "read", Path: "/srv/public/watched", Action: "alert", Rule: "watch-public"}},
+		{name: "ld.so.preload protected", argv: []string{"sh", "-c", "echo > /etc/ld.so.preload"}, code: 2,
+			event: &want{Op: "write", Path: "/etc/ld.so.preload", Action: "deny", Rule: "crs-ci:protected-file"}},
+		{name: "policy protected", argv: []string{"rm", "-f", "/etc/crs-ci/policy.bin"}, code: 1,
+			event: &want{Op: "unlink", Path: "/etc/crs-ci/policy.bin", Action: "deny", Rule: "crs-ci:protected-file"}},
+		{name: "probe protected", argv: []string{"mv", "/usr/lib/crs-ci/probe.so", "/tmp/p.so"}, code: 1,
+			event: &want{Op: "rename", Path: "/usr/lib/crs-ci/probe.so", Action: "deny", Rule: "crs-ci:protected-file"}},
+	}
+}
+
+// TestRootPrograms runs the distributions' own cat, head, cp, sh, env, find and perl under the probe in
+// glibc 2.23 (xenial), 2.31 (bullseye), 2.36 (bookworm) and 2.41 (trixie).
+func TestRootPrograms(t *testing.T) {
+	for _, name := range []string{"xenial", "bullseye", "bookworm", "trixie"} {
+		t.Run(name, func(t *testing.T) {
+			r := newRoot(t, name, probe.Glibc, "amd64")
+			id := r.setPolicy(t, compile(t, "enforce.yaml"))
+			for _, tc := range rootProgramCases() {
+				t.Run(tc.name, func(t *testing.T) { checkProg(t, r, tc, id) })
+			}
+			// the files the protected cases tried to change are intact
+			if b, err := os.ReadFile(filepath.Join(r.dir, probe.PreloadPath)); err != nil || string(b) != probe.LibraryPath+"\n" {
+				t.Errorf("/etc/ld.so.preload changed: %q %v", b, err)
+			}
+			if _, err := os.Stat(filepath.Join(r.dir, probe.LibraryPath)); err != nil {
+				t.Errorf("probe moved: %v", err)
+			}
+		})
+	}
+}
+
+// helperCase runs probe-helper (probe/test/testdata/helper.c) and checks its one-line answer and an event.
+type helperCase struct {
+	name  string
+	bin   string // helper file name in /opt/t (default "helper")
+	args  []string
+	out   string // exact stdout
+	event *want
+}
+
+func helperCases() []helperCase {
+	deniedRead := &want{Op: "read", Path: "/srv/secret/key", Action: "deny", Rule: "no-secrets"}
+	roWrite := func(op, path string) *want {
+		return &want{Op: op, Path: path, Action: "deny", Rule: "read-only-dir"}
+	}
+	execID := &want{Op: "exec", Path: "/usr/bin/id", Action: "deny", Rule: "no-id", Program: "/opt/t/helper"}
+	return []helperCase{
+		{name: "open", args: []string{"open", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "open errno preserved", args: []string{"open", "/srv/public/missing"}, out: "err ENOENT"},
+		{name: "open64", args: []string{"open64", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "openat dirfd", args: []string{"openat", "/srv", "secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "creat", args: []string{"creat", "/srv/ro/new"}, out: "err EACCES", event: roWrite("write", "/srv/ro/new")},
+		{name: "fopen", args: []string{"fopen", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "fopen64", args: []string{"fopen64", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "fopen append", args: []string{"fopen", "/srv/ro/file", "a"}, out: "err EACCES", event: roWrite("write", "/srv/ro/file")},
+		{name: "fopen read allowed", args: []string{"fopen", "/srv/ro/file", "r"}, out: "ok"},
+		{name: "freopen", args: []string{"freopen", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "fortified __open_2", bin: "helper-fortify", args: []string{"open", "/srv/secret/key", "0"}, out: "err EACCES", event: deniedRead},
+		{name: "fortified __openat_2", bin: "helper-fortify", args: []string{"openat", "/srv", "secret/key", "0"}, out: "err EACCES", event: deniedRead},
+		{name: "syscall(SYS_openat)", args: []string{"syscall-openat", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "syscall rule", args: []string{"syscall", "110"}, out: "err EPERM", event: &want{Op: "syscall", Action: "deny", Rule: "no-getppid"}},
+		{name: "unlink", args: []string{"unlink", "/srv/ro/file"}, out: "err EACCES", event: roWrite("unlink", "/srv/ro/file")},
+		{name: "rename", args: []string{"rename", "/srv/public/a", "/srv/ro/x"}, out: "err EACCES", event: roWrite("rename", "/srv/ro/x")},
+		{name: "mkdir", args: []string{"mkdir", "/srv/ro/d"}, out: "err EACCES", event: roWrite("mkdir", "/srv/ro/d")},
+		{name: "chmod", args: []string{"chmod", "/srv/ro/file"}, out: "err EACCES", event: roWrite("chmod", "/srv/ro/file")},
+		{name: "symlink", args: []string{"symlink", "/x", "/srv/ro/l"}, out: "err EACCES", event: roWrite("link", "/srv/ro/l")},
+		{name: "link", args: []string{"link", "/srv/public/a", "/srv/ro/h"}, out: "err EACCES", event: roWrite("link", "/srv/ro/h")},
+		{name: "truncate", args: []string{"truncate", "/srv/ro/file"}, out: "err EACCES", event: roWrite("chmod", "/srv/ro/file")},
+		{name: "system: the shell's exec denied", args: []string{"system", "id"}, out: "ok 126",
+			event: &want{Op: "exec", Path: "/usr/bin/id", Action: "deny", Rule: "no-id"}},
+		{name: "system denied", bin: "nosh", args: []string{"system", "id"}, out: "err EPERM",
+			event: &want{Op: "exec", Path: "/bin/sh", Action: "deny", Rule: "no-shell-for-nosh", Program: "/opt/t/nosh"}},
+		{name: "popen denied", bin: "nosh", args: []string{"popen", "id"}, out: "err EPERM",
+			event: &want{Op: "exec", Path: "/bin/sh", Action: "deny", Rule: "no-shell-for-nosh"}},
+		{name: "posix_spawn", args: []string{"spawn", "/usr/bin/id"}, out: "err EPERM", event: execID},
+		{name: "posix_spawnp", args: []string{"spawnp", "id"}, out: "err EPERM", event: execID},
+		{name: "posix_spawn allowed", args: []string{"spawn", "/bin/true"}, out: "ok 0"},
+		{name: "execve", args: []string{"execve", "/usr/bin/id"}, out: "err EPERM", event: execID},
+		{name: "execv", args: []string{"execv", "/usr/bin/id"}, out: "err EPERM", event: execID},
+		{name: "execvp", args: []string{"execvp", "id"}, out: "err EPERM", event: execID},
+		{name: "execl", args: []string{"execl", "/usr/bin/id"}, out: "err EPERM", event: execID},
+		{name: "execlp", args: []string{"execlp", "id"}, out: "err EPERM", event: execID},
+		{name: "execle", args: []string{"execle", "/usr/bin/id"}, out: "err EPERM", event: execID},
+		{name: "exec with empty env stays probed", args: []string{"execve-noenv", "/bin/cat", "/srv/secret/key"}, out: "",
+			event: &want{Op: "read", Path: "/srv/secret/key", Action: "deny", Program: "/usr/bin/cat"}},
+		{name: "threads and fork", args: []string{"threads", "/srv/secret/key"}, out: "ok denied=4 child=13", event: deniedRead},
+		{name: "signal handler", args: []string{"signal", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "connect v4", args: []string{"connect", "127.0.0.1", "25"}, out: "err EPERM",
+			event: &want{Op: "connect", Addr: "127.0.0.1:25", Action: "deny", Rule: "no-smtp"}},
+		{name: "connect v6", args: []string{"connect", "::1", "25"}, out: "err EPERM",
+			event: &want{Op: "connect", Addr: "[::1]:25", Action: "deny", Rule: "no-smtp"}},
+		{name: "connect v4-mapped", args: []string{"connect", "::ffff:127.0.0.1", "25"}, out: "err EPERM",
+			event: &want{Op: "connect", Addr: "127.0.0.1:25", Action: "deny", Rule: "no-smtp"}},
+		{name: "connect allowed reaches kernel", args: []string{"connect", "127.0.0.1", "1"}, out: "err ECONNREFUSED"},
+		{name: "udp connect", args: []string{"connect-udp", "127.0.0.1", "25"}, out: "err EPERM", event: &want{Op: "connect", Rule: "no-smtp"}},
+		{name: "sendto", args: []string{"sendto", "127.0.0.1", "25"}, out: "err EPERM", event: &want{Op: "connect", Addr: "127.0.0.1:25", Rule: "no-smtp"}},
+		{name: "unix socket", args: []string{"connect-unix", "/run/forbidden.sock"}, out: "err EPERM",
+			event: &want{Op: "connect", Addr: "unix:/run/forbidden.sock", Action: "deny", Rule: "no-forbidden-socket"}},
+		{name: "bind denied", args: []string{"bind", "127.0.0.1", "8081"}, out: "err EPERM",
+			event: &want{Op: "bind", Addr: "127.0.0.1:8081", Action: "deny", Rule: "no-bind-8081"}},
+		{name: "bind allowed", args: []string{"bind", "127.0.0.1", "0"}, out: "ok 0"},
+	}
+}
+
+func checkHelper(t *testing.T, r *root, tc helperCase, policyID string) {
+	t.Helper()
+	bin := tc.bin
+	if bin == "" {
+		bin = "helper"
+	}
+	res := r.run(t, append([]string{"/opt/t/" + bin}, tc.args...)...)
+	if res.stdout != tc.out {
+		t.Errorf("got %q, want %q\n%s", res.stdout, tc.out, res)
+	}
+	if tc.event != nil {
+		checkEvent(t, res, *tc.event, policyID)
+	}
+}
+
+func installHelpers(t *testing.T, r *root) {
+	r.install(t, helper(t, "helper"), "/opt/t/helper")
+	r.install(t, helper(t, "helper"), "/opt/t/nosh")
+	r.install(t, helper(t, "helper-fortify"), "/opt/t/helper-fortify")
+}
+
+// TestEntryPoints calls every hooked family from a C program in glibc 2.36 (bookworm) and 2.41 (trixie).
+func TestEntryPoints(t *testing.T) {
+	for _, name := range []string{"bookworm", "trixie"} {
+		t.Run(name, func(t *testing.T) {
+			r := newRoot(t, name, probe.Glibc, "amd64")
+			installHelpers(t, r)
+			id := r.setPolicy(t, compile(t, "enforce.yaml"))
+			for _, tc := range helperCases() {
+				t.Run(tc.name, func(t *testing.T) { checkHelper(t, r, tc, id) })
+			}
+		})
+	}
+}
+
+// TestAuditMode: a denied call proceeds and the event says deny/audit; the probe's own files stay protected.
+func TestAuditMode(t *testing.T) {
+	r := newRoot(t, "bookworm", probe.Glibc, "amd64")
+	installHelpers(t, r)
+	id := r.setPolicy(t, compile(t, "audit.yaml"))
+	checkProg(t, r, progCase{argv: []string{"cat", "/srv/secret/key"}, code: 0, stdout: "top secret",
+		event: &want{Op: "read", Path: "/srv/secret/key", Action: "deny", Rule: "no-secrets", Mode: "audit"}}, id)
+	checkHelper(t, r, helperCase{args: []string{"execve", "/usr/bin/id", "-u"}, out: "0",
+		event: &want{Op: "exec", Path: "/usr/bin/id", Action: "deny", Mode: "audit"}}, id)
+	checkProg(t, r, progCase{argv: []string{"sh", "-c", "echo > /etc/ld.so.preload"}, code: 2,
+		event: &want{Op: "write", Path: "/etc/ld.so.preload", Action: "deny", Rule: "crs-ci:protected-file"}}, id)
+}
+
+// TestPolicyFailures: a missing, corrupt or newer-format policy leaves the workload running unenforced
+// (fail open) with an error event in every process, and the probe's own files still protected.
+func TestPolicyFailures(t *testing.T) {
+	r := newRoot(t, "bookworm", probe.Glibc, "amd64")
+	good := compile(t, "enforce.yaml")
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)-1] ^= 0xff
+	newer := append([]byte(nil), good...)
+	newer[8] = 2
+	tests := []struct {
+		name   string
+		policy []byte // nil: no policy file
+		error  string
+	}{
+		{"missing", nil, "missing"},
+		{"corrupt", corrupt, "sha256 mismatch"},
+		{"newer format", newer, "format version newer"},
+		{"truncated", good[:len(good)-8], "total size"},
+		{"not a policy", []byte("apiVersion: crs-ci/v1\nkind: RuntimePolicy\n" + strings.Repeat("#", 200)), "bad magic"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(filepath.Join(r.dir, probe.PolicyPath))
+			if tt.policy != nil {
+				r.write(t, probe.PolicyPath, tt.policy, 0o644)
+			}
+			res := r.run(t, "cat", "/srv/secret/key")
+			if res.code != 0 || res.stdout != "top secret" {
+				t.Errorf("want the workload to run unenforced\n%s", res)
+			}
+			found := false
+			for _, e := range res.events {
+				found = found || (e.Op == "probe" && e.Action == "error" && strings.Contains(e.Error, tt.error))
+			}
+			if !found {
+				t.Errorf("no probe error event containing %q\n%s", tt.error, res)
+			}
+			checkProg(t, r, progCase{argv: []string{"sh", "-c", "echo > /etc/ld.so.preload"}, code: 2,
+				event: &want{Path: "/etc/ld.so.preload", Action: "deny", Rule: "crs-ci:protected-file"}}, "")
+		})
+	}
+}
+
+// TestSinks: a unix datagram sink, the policy's sink when CRS_EVENTS is unset, and a failing sink that
+// neither blocks nor fails the workload, its drops reported in the next event.
+func TestSinks(t *testing.T) {
+	r := newRoot(t, "bookworm", probe.Glibc, "amd64")
+	installHelpers(t, r)
+	id := r.setPolicy(t, compile(t, "enforce.yaml"))
+
+	t.Run("unix datagram", func(t *testing.T) {
+		sock := filepath.Join(r.dir, "tmp", "events.sock")
+		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		res := r.runEnv(t, []string{"CRS_EVENTS=unix:/tmp/events.sock"}, "/opt/t/helper", "open", "/srv/secret/key")
+		if res.stdout != "err EACCES" {
+			t.Fatalf("got %q\n%s", res.stdout, res)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 65536)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no datagram: %v", err)
+		}
+		line := string(buf[:n])
+		if !strings.HasSuffix(line, "}\n") || !strings.Contains(line, `"rule":"no-secrets"`) || !strings.Contains(line, `"policy":"`+id+`"`) {
+			t.Errorf("datagram %q", line)
+		}
+	})
+	t.Run("policy sink (stderr) when CRS_EVENTS unset", func(t *testing.T) {
+		res := r.runEnv(t, []string{"CRS_EVENTS="}, "cat", "/srv/secret/key")
+		if res.code != 1 || !strings.Contains(res.stderr, `"rule":"no-secrets"`) {
+			t.Errorf("want the event on stderr\n%s", res)
+		}
+	})
+	t.Run("failing sink", func(t *testing.T) {
+		res := r.runEnv(t, []string{"CRS_EVENTS=file:/tmp/later/events.jsonl"}, "/opt/t/helper", "twice", "/srv/secret/key", "/tmp/later")
+		if res.stdout != "ok EACCES EACCES" {
+			t.Fatalf("got %q\n%s", res.stdout, res)
+		}
+		evs := readEvents(t, filepath.Join(r.dir, "tmp/later/events.jsonl"))
+		if len(evs) != 1 || evs[0].Dropped != 1 || evs[0].Rule != "no-secrets" {
+			t.Errorf("want one event reporting one drop, got %+v", evs)
+		}
+	})
+}
