@@ -26,11 +26,16 @@ type Options struct {
 	NoCache bool
 	// Progress receives one line per platform as it is checked; nil = silent.
 	Progress io.Writer
+	// LayerProgress receives a line per layer read (for terminals); nil = silent.
+	LayerProgress io.Writer
 	// Probes returns the probe build for a libc family and OCI architecture; nil = probe.For (the probes
 	// embedded in crs-ci). The verdict is decided from the needs of what it returns.
 	Probes func(libc, arch string) (*probe.Artifact, error)
 	// Parallel is the number of layers scanned at once; 0 = the image package's default.
 	Parallel int
+	// MaxLayerBytes bounds the uncompressed size of each layer (a decompression bomb stops with an
+	// operational error); 0 = the image package's default.
+	MaxLayerBytes int64
 }
 
 // Result is the verdict for one platform and what instrumenting it needs.
@@ -116,7 +121,8 @@ func CheckImage(ctx context.Context, pi image.PlatformImage, opts Options) (Resu
 		return a.finish(), nil
 	}
 	a.arch = arch
-	scan := image.ScanOptions{Extractor: Extractor{}, Parallel: opts.Parallel, Progress: opts.Progress}
+	scan := image.ScanOptions{Extractor: Extractor{}, Parallel: opts.Parallel, Progress: opts.LayerProgress,
+		MaxLayerBytes: opts.MaxLayerBytes}
 	if !opts.NoCache {
 		scan.CacheDir = opts.CacheDir
 	}

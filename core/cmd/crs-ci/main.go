@@ -27,7 +27,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	app := newApp(stdout, stderr)
-	err := app.Run(args)
+	err := app.Run(permuteArgs(app, args))
 	if err != nil {
 		fmt.Fprintf(stderr, "crs-ci: %v\n", err)
 	}

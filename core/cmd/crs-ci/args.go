@@ -1,0 +1,80 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// permuteArgs moves the flags of the command being run in front of its positional arguments, so that
+// `crs-ci check IMAGE --format json` means `crs-ci check --format json IMAGE` (urfave/cli v2 stops
+// reading flags at the first argument, and the flags would silently become arguments). "--" ends the
+// flags as usual; "-" is an argument.
+func permuteArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	cmds, flags := app.Commands, app.Flags
+	i := 1
+	for i < len(args) {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			break
+		}
+		cmd := findCommand(cmds, a)
+		if cmd == nil {
+			break
+		}
+		out = append(out, a)
+		i++
+		cmds, flags = cmd.Subcommands, cmd.Flags
+		if len(cmds) == 0 {
+			break
+		}
+	}
+	if len(out) == 1 {
+		return args // no command: leave the app's own errors alone
+	}
+	var fl, pos []string
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			fl = append(fl, a)
+			if !strings.Contains(a, "=") && flagTakesValue(flags, a) && i+1 < len(args) {
+				i++
+				fl = append(fl, args[i])
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(append(out, fl...), pos...)
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// flagTakesValue reports whether "-name" / "--name" is a known flag that reads the next argument.
+func flagTakesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*cli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
+}
