@@ -115,7 +115,12 @@ func cachedRoot(t *testing.T, name string) string {
 // installs the probe artifact for libc/arch and /etc/ld.so.preload, and copies the helpers to /opt/t.
 func newRoot(t *testing.T, name, libc, arch string) *root {
 	t.Helper()
-	lower := cachedRoot(t, name)
+	return newRootFrom(t, cachedRoot(t, name), name, libc, arch)
+}
+
+// newRootFrom is newRoot over any lower directory.
+func newRootFrom(t *testing.T, lower, name, libc, arch string) *root {
+	t.Helper()
 	tmp := t.TempDir()
 	r := &root{name: name, dir: filepath.Join(tmp, "m")}
 	for _, d := range []string{"u", "w", "m"} {
