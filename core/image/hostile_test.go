@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/crs-ci/crs-ci/core/exitcode"
 	"github.com/crs-ci/crs-ci/core/image"
@@ -270,5 +271,30 @@ func TestHostileImages(t *testing.T) {
 				t.Errorf("error %q does not name the layer", err)
 			}
 		})
+	}
+}
+
+// TestLayerCompressions: layout layers compressed with gzip, zstd, or not at all all scan.
+func TestLayerCompressions(t *testing.T) {
+	plain := testenv.TarOf(testenv.Reg("/etc/os-release", []byte("ID=test\n")), testenv.Symlink("/bin/sh", "dash"))
+	var zbuf bytes.Buffer
+	zw, _ := zstd.NewWriter(&zbuf)
+	zw.Write(plain)
+	zw.Close()
+	for name, blob := range map[string][]byte{"gzip": gz(plain), "zstd": zbuf.Bytes(), "uncompressed": plain} {
+		sum := sha256.Sum256(plain)
+		r := &rawLayout{dir: t.TempDir(), layers: [][]byte{blob}, diffIDs: []v1.Hash{{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sum)}}}
+		src, err := image.Open(context.Background(), r.write(t), image.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		fs, err := image.Scan(context.Background(), src.Images[0].Image, image.ScanOptions{})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if e, ok := fs.Lookup("/bin/sh"); !ok || e.Linkname != "dash" {
+			t.Errorf("%s: /bin/sh = %+v", name, e)
+		}
 	}
 }

@@ -1,0 +1,44 @@
+package image
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/crs-ci/crs-ci/core/internal/testenv"
+)
+
+// TestFastPath: layers opened from an OCI layout, an OCI archive and a (compressed) docker archive are
+// decompressed by Scan itself; an in-memory layer of another kind goes through Uncompressed(). If a
+// go-containerregistry upgrade renames the layer type, this fails instead of Scan silently slowing down.
+func TestFastPath(t *testing.T) {
+	img := testenv.AddLayer(testenv.ImageFromLayers(t, v1.Config{}, v1.Platform{OS: "linux", Architecture: "amd64"},
+		testenv.LayerFromFiles(testenv.Reg("/a", []byte("a")))), testenv.Reg("/b", []byte("b")))
+	dir := t.TempDir()
+	refs := []string{
+		testenv.WriteOCI(t, img, filepath.Join(dir, "layout"), ""),
+		testenv.WriteOCIArchive(t, img, filepath.Join(dir, "img.oci.tar"), ""),
+		testenv.WriteDockerArchive(t, img, filepath.Join(dir, "img.docker.tar"), "example.com/app:1"),
+	}
+	for _, ref := range refs {
+		src, err := Open(context.Background(), ref, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, _ := src.Images[0].Image.Layers()
+		for i, l := range layers {
+			if !nativelyCompressed(l) {
+				t.Errorf("%s layer %d (%T) is not read on the fast path", ref, i, l)
+			}
+		}
+		if _, err := Scan(context.Background(), src.Images[0].Image, ScanOptions{}); err != nil {
+			t.Errorf("Scan(%s): %v", ref, err)
+		}
+	}
+	layers, _ := img.Layers()
+	if nativelyCompressed(layers[0]) {
+		t.Errorf("an in-memory %T layer is taken for a stored compressed blob", layers[0])
+	}
+}
