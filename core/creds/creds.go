@@ -50,14 +50,25 @@ func (o Options) getenv(k string) string {
 // Keychain returns the keychain for the options: explicit or Vault credentials (for the named registries)
 // first, then the docker config keychain (DOCKER_CONFIG, ~/.docker/config.json, credential helpers).
 func Keychain(ctx context.Context, o Options) (authn.Keychain, error) {
+	kc, _, err := Resolve(ctx, o)
+	return kc, err
+}
+
+// Resolve is Keychain that also returns the secret values it read (the password, and the username when it
+// came from Vault), for the caller to mask in CI logs before anything is printed.
+func Resolve(ctx context.Context, o Options) (authn.Keychain, []string, error) {
 	user, pass, err := explicit(ctx, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if user == "" && pass == "" {
-		return authn.DefaultKeychain, nil
+		return authn.DefaultKeychain, nil, nil
 	}
-	return authn.NewMultiKeychain(&static{user: user, pass: pass, hosts: o.Registries}, authn.DefaultKeychain), nil
+	secrets := []string{pass}
+	if o.Vault != nil && o.Vault.Address != "" {
+		secrets = append(secrets, user)
+	}
+	return authn.NewMultiKeychain(&static{user: user, pass: pass, hosts: o.Registries}, authn.DefaultKeychain), secrets, nil
 }
 
 // explicit returns the username and password given by flags, environment or Vault, or two empty strings.
