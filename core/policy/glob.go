@@ -88,7 +88,7 @@ func classEnd(c string, i int) (int, string) {
 		j++
 	}
 	items := 0
-	for j < len(c) && c[j] != ']' {
+	for j < len(c) && (c[j] != ']' || items == 0) { // a ']' first in the class is an ordinary member
 		lo := c[j]
 		if lo == '\\' {
 			if j+1 >= len(c) {
@@ -117,9 +117,6 @@ func classEnd(c string, i int) (int, string) {
 	if j >= len(c) {
 		return 0, "unterminated character class"
 	}
-	if items == 0 {
-		return 0, "empty character class"
-	}
 	return j, ""
 }
 
@@ -131,8 +128,8 @@ func matchGlob(p, s string) bool {
 	pc := splitPath(p)
 	sc := splitPath(s)
 	if n := len(pc); n > 0 && pc[n-1] == "**" {
-		// a trailing /** needs at least one component: it is "any component, then zero or more".
-		pc = append(pc[:n-1:n-1], "*", "**")
+		// a trailing /** needs at least one non-empty component below: "any component, then zero or more".
+		pc = append(pc[:n-1:n-1], anyComponent, "**")
 	}
 	// Greedy matching with backtracking to the last "**", as for '*' within a component.
 	pi, si := 0, 0
@@ -144,7 +141,7 @@ func matchGlob(p, s string) bool {
 				pi++
 				continue
 			}
-			if matchComponent(pc[pi], sc[si]) {
+			if (pc[pi] == anyComponent && sc[si] != "") || (pc[pi] != anyComponent && matchComponent(pc[pi], sc[si])) {
 				pi++
 				si++
 				continue
@@ -164,13 +161,13 @@ func matchGlob(p, s string) bool {
 	return pi == len(pc)
 }
 
-// splitPath splits an absolute path into its components; "/" has none.
+// anyComponent stands for one non-empty component (it cannot occur in a pattern: '/' splits them).
+const anyComponent = "/"
+
+// splitPath splits an absolute path into its components; "/" is one empty component, so "/*" matches
+// it (a `*` matches the empty run) and "/**" does not (nothing lies below the root's name).
 func splitPath(s string) []string {
-	s = strings.TrimPrefix(s, "/")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "/")
+	return strings.Split(strings.TrimPrefix(s, "/"), "/")
 }
 
 // matchComponent matches one path component against one pattern component.
@@ -231,8 +228,9 @@ func matchClass(p string, i int, b byte) (match bool, next int, valid bool) {
 		neg = true
 		j++
 	}
-	found := false
-	for j < len(p) && p[j] != ']' {
+	found, first := false, true
+	for j < len(p) && (p[j] != ']' || first) {
+		first = false
 		lo := p[j]
 		if lo == '\\' && j+1 < len(p) {
 			j++
