@@ -1,6 +1,8 @@
 /* Network entry points. Outbound: connect, sendto/sendmsg with an address. Inbound: bind and listen (the
- * local address) and accept/accept4 (the peer's address; a denied connection is closed and the call fails). */
+ * local address) and accept/accept4 (the peer's address and the local port; a denied connection is closed and
+ * the call fails). */
 #include <errno.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include "probe.h"
 #include "sys.h"
@@ -49,13 +51,23 @@ CRS_EXPORT int listen(int fd, int backlog)
 	return real ? real(fd, backlog) : FAIL(ENOSYS);
 }
 
+/* check_accepted decides an accepted connection: the peer's address with our local port ("inbound from
+ * 10.0.0.0/8 to port 443"); for unix sockets, our own socket path. A denied connection is closed. */
 static int check_accepted(int nfd)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	if (nfd < 0 || crs_sys3(SYS_getpeername, nfd, &ss, &len) != 0)
+	struct sockaddr_storage peer, local;
+	socklen_t plen = sizeof peer, llen = sizeof local;
+	if (nfd < 0 || crs_sys3(SYS_getsockname, nfd, &local, &llen) != 0)
 		return 0;
-	int e = crs_check_net(nfd, CRS_OP_BIND, &ss, len);
+	const void *sa = &local;
+	socklen_t len = llen;
+	if (local.ss_family != AF_UNIX && crs_sys3(SYS_getpeername, nfd, &peer, &plen) == 0 &&
+	    peer.ss_family == local.ss_family) {
+		/* sin_port and sin6_port share their offset */
+		((struct sockaddr_in *)&peer)->sin_port = ((struct sockaddr_in *)&local)->sin_port;
+		sa = &peer, len = plen;
+	}
+	int e = crs_check_net(nfd, CRS_OP_BIND, sa, len);
 	if (e)
 		crs_sys1(SYS_close, nfd);
 	return e;

@@ -179,6 +179,45 @@ func helperCases() []helperCase {
 	}
 }
 
+// moreEntryPoints covers the remaining hooked names (glibc's internal aliases, the *64 and *at variants).
+func moreEntryPoints() []helperCase {
+	deniedRead := &want{Op: "read", Path: "/srv/secret/key", Action: "deny", Rule: "no-secrets"}
+	ro := func(op, path string) *want { return &want{Op: op, Path: path, Action: "deny", Rule: "read-only-dir"} }
+	execID := &want{Op: "exec", Path: "/usr/bin/id", Action: "deny", Rule: "no-id"}
+	return []helperCase{
+		{name: "__open", args: []string{"__open", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "__open64", args: []string{"__open64", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "__open64_2", args: []string{"__open64_2", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "__openat64_2", args: []string{"__openat64_2", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "openat64", args: []string{"openat64", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "creat64", args: []string{"creat64", "/srv/ro/n64"}, out: "err EACCES", event: ro("write", "/srv/ro/n64")},
+		{name: "freopen64", args: []string{"freopen64", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "unlinkat", args: []string{"unlinkat", "/srv/ro/file"}, out: "err EACCES", event: ro("unlink", "/srv/ro/file")},
+		{name: "rmdir", args: []string{"rmdir", "/srv/ro/sub"}, out: "err EACCES", event: ro("unlink", "/srv/ro/sub")},
+		{name: "renameat", args: []string{"renameat", "/srv/ro/file", "/srv/public/x"}, out: "err EACCES", event: ro("rename", "/srv/ro/file")},
+		{name: "renameat2", args: []string{"renameat2", "/srv/public/a", "/srv/ro/y"}, out: "err EACCES", event: ro("rename", "/srv/ro/y")},
+		{name: "linkat", args: []string{"linkat", "/srv/public/a", "/srv/ro/h2"}, out: "err EACCES", event: ro("link", "/srv/ro/h2")},
+		{name: "symlinkat", args: []string{"symlinkat", "/x", "/srv/ro/l2"}, out: "err EACCES", event: ro("link", "/srv/ro/l2")},
+		{name: "mkdirat", args: []string{"mkdirat", "/srv/ro/d2"}, out: "err EACCES", event: ro("mkdir", "/srv/ro/d2")},
+		{name: "mknod", args: []string{"mknod", "/srv/ro/fifo"}, out: "err EACCES", event: ro("mkdir", "/srv/ro/fifo")},
+		{name: "mknodat", args: []string{"mknodat", "/srv/ro/fifo2"}, out: "err EACCES", event: ro("mkdir", "/srv/ro/fifo2")},
+		{name: "fchmodat", args: []string{"fchmodat", "/srv/ro/file"}, out: "err EACCES", event: ro("chmod", "/srv/ro/file")},
+		{name: "chown", args: []string{"chown", "/srv/ro/file"}, out: "err EACCES", event: ro("chmod", "/srv/ro/file")},
+		{name: "lchown", args: []string{"lchown", "/srv/ro/file"}, out: "err EACCES", event: ro("chmod", "/srv/ro/file")},
+		{name: "fchownat", args: []string{"fchownat", "/srv/ro/file"}, out: "err EACCES", event: ro("chmod", "/srv/ro/file")},
+		{name: "truncate64", args: []string{"truncate64", "/srv/ro/file"}, out: "err EACCES", event: ro("chmod", "/srv/ro/file")},
+		{name: "execvpe", args: []string{"execvpe", "id"}, out: "err EPERM", event: execID},
+		{name: "fexecve", args: []string{"fexecve", "/usr/bin/id"}, out: "err EPERM", event: execID},
+		{name: "execveat", args: []string{"execveat", "/usr/bin/id"}, out: "err EPERM", event: execID},
+		{name: "__connect", args: []string{"__connect", "127.0.0.1", "25"}, out: "err EPERM", event: &want{Op: "connect", Addr: "127.0.0.1:25", Rule: "no-smtp"}},
+		{name: "sendmsg", args: []string{"sendmsg", "127.0.0.1", "25"}, out: "err EPERM", event: &want{Op: "connect", Addr: "127.0.0.1:25", Rule: "no-smtp"}},
+		{name: "listen", args: []string{"listen", "127.0.0.1", "8081"}, out: "err EPERM", event: &want{Op: "bind", Addr: "127.0.0.1:8081", Rule: "no-bind-8081"}},
+		{name: "accept", args: []string{"accept", "0.0.0.0", "8082"}, out: "err EPERM", event: &want{Op: "bind", Addr: "127.0.0.1:8082", Rule: "no-loopback-clients-8082"}},
+		{name: "accept4", args: []string{"accept4", "0.0.0.0", "8082"}, out: "err EPERM", event: &want{Op: "bind", Addr: "127.0.0.1:8082", Rule: "no-loopback-clients-8082"}},
+		{name: "accept allowed", args: []string{"accept", "0.0.0.0", "8083"}, out: "ok 0"},
+	}
+}
+
 func checkHelper(t *testing.T, r *root, tc helperCase, policyID string) {
 	t.Helper()
 	bin := tc.bin
@@ -207,7 +246,7 @@ func TestEntryPoints(t *testing.T) {
 			r := newRoot(t, name, probe.Glibc, "amd64")
 			installHelpers(t, r)
 			id := r.setPolicy(t, compile(t, "enforce.yaml"))
-			for _, tc := range helperCases() {
+			for _, tc := range append(helperCases(), moreEntryPoints()...) {
 				t.Run(tc.name, func(t *testing.T) { checkHelper(t, r, tc, id) })
 			}
 		})
