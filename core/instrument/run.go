@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/crs-ci/crs-ci/core/compat"
@@ -63,6 +64,9 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 			return nil, err
 		}
 		target = output // a dry run of a local source: the output is the only name the result has
+	}
+	if o.Output != "" && output.Tag == "" {
+		output.Tag = tagOf(target) // an unnamed --output gets the target's tag as its ref name
 	}
 	if !o.DryRun && target.Transport != image.Docker && target.Transport != image.OCI && target.Transport != image.OCIArchive {
 		return nil, exitcode.Usagef("cannot write the result to %s", target)
@@ -178,6 +182,19 @@ func compilePolicy(file, mode string) (report.PolicyFile, []byte, error) {
 	sum := sha256.Sum256(b)
 	pf.SHA256 = hex.EncodeToString(sum[:])
 	return pf, b, nil
+}
+
+// tagOf is the tag a target reference names ("" when none).
+func tagOf(r image.Reference) string {
+	switch r.Transport {
+	case image.Docker:
+		if n, err := name.NewTag(r.Name); err == nil {
+			return n.TagStr()
+		}
+	case image.OCI, image.OCIArchive:
+		return r.Tag
+	}
+	return ""
 }
 
 // baseName is the source as recorded in org.opencontainers.image.base.name.
