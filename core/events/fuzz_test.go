@@ -10,7 +10,7 @@ import (
 // FuzzReadEvents feeds arbitrary bytes to the reader and the summary: nothing may panic, every line is
 // counted exactly once, and every event returned has an op.
 func FuzzReadEvents(f *testing.F) {
-	for _, name := range []string{"testdata/audit-web.jsonl", "testdata/interleaved.log"} {
+	for _, name := range []string{"testdata/audit-web.jsonl", "testdata/interleaved.log", "testdata/recorded/bookworm-audit.jsonl"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)

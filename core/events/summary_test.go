@@ -171,3 +171,30 @@ func TestAddrPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryRecorded summarises the stream the real probe wrote (testdata/recorded).
+func TestSummaryRecorded(t *testing.T) {
+	s := summarizeFiles(t, "testdata/recorded/bookworm-audit.jsonl")
+	if s.Input.Lines != s.Events || s.Input.Skipped+s.Input.Malformed != 0 {
+		t.Fatalf("the recorded stream is not read whole: %+v, %d events", s.Input, s.Events)
+	}
+	wd := s.WouldDeny.List()
+	if s.WouldDeny.Total != 1 || wd[0].Program != "/usr/bin/cat" || wd[0].Subject != "/etc/shadow" || wd[0].Rule != "no-secrets" {
+		t.Errorf("would-deny = %+v", wd)
+	}
+	if al := s.Alerts.List(); s.Alerts.Total != 1 || al[0].Subject != "/usr/bin/bash" || al[0].Rule != "watch-shells" {
+		t.Errorf("alerts = %+v", al)
+	}
+	ops := map[string]int64{}
+	for _, b := range s.ByOp.Top(0) {
+		ops[b.Key] = b.Count
+	}
+	for _, op := range []string{"read", "write", "exec", "rename", "unlink", "mkdir", "chmod", "link", "connect", "bind", "syscall"} {
+		if ops[op] == 0 {
+			t.Errorf("no %s events in the recorded stream (ops: %v)", op, ops)
+		}
+	}
+	if len(s.Policies) != 1 || len(s.Policies[0]) != 64 {
+		t.Errorf("policies = %v", s.Policies)
+	}
+}

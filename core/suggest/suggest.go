@@ -161,16 +161,16 @@ func ruleName(names map[string]bool, parts ...string) string {
 	return name
 }
 
-// topDir is the first component of an absolute path ("etc" for /etc/nginx/x), "root" for "/".
+// topDir is the first component of an absolute path ("etc" for /etc/nginx/x and for /etc), "root" for "/".
 func topDir(p string) string {
 	p = strings.TrimPrefix(p, "/")
 	if i := strings.IndexByte(p, '/'); i >= 0 {
 		return p[:i]
 	}
-	if p == "" || strings.HasPrefix(p, "*") {
+	if p == "" {
 		return "root"
 	}
-	return "root"
+	return p
 }
 
 func progBase(p string) string {
@@ -328,7 +328,8 @@ func pathRules(o *Observed, k kind, prog string, ks []key, strict bool, names ma
 			progs[x.program] += o.count(x)
 			r.Events += o.count(x)
 		}
-		r.Paths = groupPaths(paths, strict, pr)
+		// Executables are listed one by one: a glob over a bin directory would allow every program in it.
+		r.Paths = groupPaths(paths, strict || k == kExec, pr)
 		r.Name = ruleName(names, append(progName, word, t)...)
 		r.Comment = []string{fmt.Sprintf("%s on %s; programs: %s", plural(r.Events, "event"), plural(int64(len(paths)), "distinct path"), programsNote(progs))}
 		if n := o.deniedNote(group); n != "" {
