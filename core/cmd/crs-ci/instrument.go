@@ -171,19 +171,6 @@ func runInstrument(c *cli.Context) error {
 	if err := report.Render(c.App.Writer, format, rep); err != nil {
 		return publishCI(c, rep, targets, exitcode.Operationalf("writing the %s report to stdout: %w", format, err))
 	}
-	if format == "text" && rep.Layered != nil {
-		verb := "pushed"
-		if !rep.Layered.Pushed {
-			verb = "would push (dry run)"
-		}
-		if runErr != nil {
-			verb = "not pushed"
-		}
-		fmt.Fprintf(c.App.Writer, "%s %s@%s\n", verb, rep.Layered.Ref, rep.Layered.Digest)
-		for _, l := range rep.Layered.Layers {
-			fmt.Fprintf(c.App.Writer, "  %s: probe layer %s (%d bytes)\n", l.Platform, l.Digest, l.Size)
-		}
-	}
 	return publishCI(c, rep, targets, runErr)
 }
 
