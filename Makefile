@@ -44,3 +44,7 @@ probe: ## build the probe artifacts + decide-harness, gate them (debug/elf), cop
 
 test-probe: ## probe tests: gate, reproducibility, real programs in real root filesystems and a container
 	$(GO) test -count=1 -timeout 30m ./core/probe/... ./probe/...
+
+.PHONY: test-shims
+test-shims: build ## CI shim tests: GitHub Action, Azure DevOps task, Jenkins library, pre-push hook
+	scripts/test-shims.sh

@@ -14,6 +14,8 @@ PKGS=(
   podman runc uidmap slirp4netns fuse-overlayfs containernetworking-plugins
   # comparison and helper tools
   skopeo umoci strace curl ca-certificates
+  # CI shim tests: the Jenkins shared library (groovy), the vsix listing (unzip)
+  groovy unzip
 )
 
 missing=()
