@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/crs-ci/crs-ci/core/events"
 	"github.com/crs-ci/crs-ci/core/exitcode"
 )
@@ -207,4 +206,3 @@ func suggestApp(t *testing.T, args ...string) (int, string, string) {
 	}
 	return exitcode.Of(err), out.String(), errb.String()
 }
-
