@@ -6,7 +6,8 @@
 # Tests call this script; nothing requires the cache to exist beforehand.
 #
 # Names: xenial bionic focal jammy noble (Ubuntu, amd64), bullseye bookworm trixie sid (Debian, amd64),
-#        bookworm-arm64 (Debian arm64 files, first stage only: run its programs with qemu-aarch64-static -L).
+#        bookworm-arm64 (Debian arm64 files, first stage only: run its programs with qemu-aarch64-static -L),
+#        bookworm-s390x (the same for s390x, an architecture without a probe: qemu-s390x-static).
 set -euo pipefail
 
 CACHE="${CRS_ROOTFS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crs-ci/rootfs}"
@@ -21,7 +22,7 @@ build() {
       suite="$name"; mirror="$UBUNTU_MIRROR"; extra+=(--no-check-gpg)
       [ -e "/usr/share/debootstrap/scripts/$suite" ] || script=/usr/share/debootstrap/scripts/gutsy ;;
     bullseye|bookworm|trixie|sid) suite="$name" ;;
-    bookworm-arm64) suite=bookworm; arch=arm64; extra+=(--foreign) ;;
+    bookworm-arm64|bookworm-s390x) suite=bookworm; arch="${name#bookworm-}"; extra+=(--foreign) ;;
     *) echo "rootfs.sh: unknown root filesystem '$name'" >&2; return 2 ;;
   esac
   rm -rf "$dir.tmp"
