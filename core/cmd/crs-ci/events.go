@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -121,9 +122,10 @@ func eventsTailCommand() *cli.Command {
 		Name:  "tail",
 		Usage: "follow a live event stream (a growing file, or a unix: datagram sink it binds), pretty-printed and filtered",
 		Description: "SOURCE is a file (followed like tail -F: from its end, across truncation and rotation) or unix:PATH\n" +
-			"(binds a datagram socket at PATH; run containers with CRS_EVENTS=unix:PATH and the socket mounted).\n" +
+			"(binds a datagram socket at PATH; run containers with CRS_EVENTS=unix:PATH and the socket mounted),\n" +
+			"or - (a pipe, e.g. kubectl logs -f POD | crs-ci events tail -).\n" +
 			"Filters of one kind are alternatives, filters of different kinds must all match.",
-		ArgsUsage: "FILE | unix:PATH",
+		ArgsUsage: "FILE | unix:PATH | -",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "action", Usage: "only these actions: allow, deny, alert, would-deny (repeatable)"},
 			&cli.StringSliceFlag{Name: "op", Usage: "only these ops: read, write, exec, connect, ... (repeatable)"},
@@ -182,6 +184,22 @@ func eventsTailCommand() *cli.Command {
 				return nil
 			}
 			src := args[0]
+			if src == "-" {
+				// a pipe (kubectl logs -f POD | crs-ci events tail -): read until it ends or --count is reached
+				_, err := events.ReadAll(stdin, "-", func(e *events.Event) error {
+					if err := emit(e); err != nil {
+						return err
+					}
+					if ctx.Err() != nil {
+						return errStopTail
+					}
+					return nil
+				})
+				if errors.Is(err, errStopTail) {
+					return nil
+				}
+				return wrapOp(err)
+			}
 			if p, ok := strings.CutPrefix(src, "unix:"); ok {
 				if p == "" {
 					return exitcode.Usagef("events tail: unix: needs a socket path, e.g. unix:/run/crs/events.sock")
@@ -197,6 +215,8 @@ func eventsTailCommand() *cli.Command {
 		},
 	}
 }
+
+var errStopTail = errors.New("stop")
 
 func wrapOp(err error) error {
 	if err == nil {

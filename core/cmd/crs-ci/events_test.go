@@ -169,6 +169,16 @@ func TestEventsTailUnix(t *testing.T) {
 	}
 }
 
+func TestEventsTailStdin(t *testing.T) {
+	stdin = strings.NewReader("2026-11-27T10:00:00Z app started\n" + line("exec", "/bin/sh", "deny", "no-shells", "/usr/bin/python3") +
+		line("read", "/a", "allow", "", "/p") + line("exec", "/bin/bash", "deny", "no-shells", "/usr/bin/python3"))
+	defer func() { stdin = os.Stdin }()
+	code, out, errs := crs(t, "events", "tail", "--rule", "no-shells", "--count", "1", "-")
+	if code != 0 || out != "10:00:00.500000 DENY (audit: would deny) pid 3 /usr/bin/python3 exec /bin/sh  rule no-shells\n" {
+		t.Errorf("exit %d\n%s%s", code, out, errs)
+	}
+}
+
 func TestEventsTailUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"events", "tail"},
