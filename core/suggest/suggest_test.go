@@ -101,6 +101,12 @@ func TestSuggestReplay(t *testing.T) {
 					t.Fatal(err)
 				}
 				c := compile(t, name+".yaml", s.YAML)
+				_, fs := policy.Parse(name+".yaml", s.YAML)
+				for _, f := range fs {
+					if f.Severity != "info" {
+						t.Errorf("suggested policy has a %s: %s: %s", f.Severity, f.Code, f.Message)
+					}
+				}
 				if n := replay(t, c, files...); n == 0 {
 					t.Fatal("no events replayed")
 				}
