@@ -501,3 +501,45 @@ func TestUnifiedDiffMatchesGNU(t *testing.T) {
 		t.Error("diff of equal texts is not empty")
 	}
 }
+
+func TestInsertRules(t *testing.T) {
+	head := "apiVersion: crs-ci/v1\nkind: RuntimePolicy\nmetadata: {name: x}\nspec:\n  mode: audit\n  defaults: {file: deny}\n"
+	block := "- name: new\n  action: allow\n  file: {paths: [/a]}\n"
+	tests := []struct {
+		name, src, want, err string
+	}{
+		{"block list", head + "  rules:\n    - name: old\n      action: deny\n      file: {paths: [/b]}\n  ignore: []\n",
+			head + "  rules:\n    - name: old\n      action: deny\n      file: {paths: [/b]}\n\n    - name: new\n      action: allow\n      file: {paths: [/a]}\n  ignore: []\n", ""},
+		{"dash at the key's indentation", head + "  rules:\n  - name: old\n    action: deny\n    file: {paths: [/b]}\n",
+			head + "  rules:\n  - name: old\n    action: deny\n    file: {paths: [/b]}\n\n  - name: new\n    action: allow\n    file: {paths: [/a]}\n", ""},
+		{"empty flow list with a comment", head + "  rules: []  # none yet\n",
+			head + "  rules:  # none yet\n    - name: new\n      action: allow\n      file: {paths: [/a]}\n", ""},
+		{"null rules", head + "  rules:\n", head + "  rules:\n    - name: new\n      action: allow\n      file: {paths: [/a]}\n", ""},
+		{"no rules, no final newline", strings.TrimSuffix(head, "\n"),
+			head + "  rules:\n    - name: new\n      action: allow\n      file: {paths: [/a]}\n", ""},
+		{"multi-line rule values", head + "  rules:\n    - name: old\n      description: |\n        two\n        lines\n      action: deny\n      file:\n        paths:\n          - /b\n# trailing comment\n",
+			head + "  rules:\n    - name: old\n      description: |\n        two\n        lines\n      action: deny\n      file:\n        paths:\n          - /b\n\n    - name: new\n      action: allow\n      file: {paths: [/a]}\n# trailing comment\n", ""},
+		{"flow list with rules", head + "  rules: [{name: old, action: deny, file: {paths: [/b]}}]\n", "", "flow style"},
+		{"flow spec", "apiVersion: crs-ci/v1\nkind: RuntimePolicy\nmetadata: {name: x}\nspec: {mode: audit}\n", "", "flow style"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := insertRules([]byte(tt.src), block)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tt.want)
+			}
+			if _, fs := policy.Parse("x.yaml", got); policy.HasErrors(fs) {
+				t.Errorf("result does not validate: %+v", fs)
+			}
+		})
+	}
+}
