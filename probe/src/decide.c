@@ -257,44 +257,82 @@ static int program_ok(const struct crs_policy *p, const uint8_t *r, const char *
 	return g == CRS_NONE || crs_glob(str(p, g), program ? program : "");
 }
 
-/* keycmp compares the NUL-terminated key k with the n bytes of prefix, like strcmp. */
-static int keycmp(const char *k, const char *prefix, size_t n)
+
+static int has_backslash(const char *s, size_t n)
 {
-	for (size_t j = 0; j < n; j++) {
-		if (k[j] != prefix[j])
-			return k[j] == 0 ? -1 : (int)(unsigned char)k[j] - (int)(unsigned char)prefix[j];
-	}
-	return k[n] != 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\\')
+			return 1;
+	return 0;
 }
 
+/* startcmp compares the first n bytes of k with prefix: 0 when k starts with prefix. */
+static int startcmp(const char *k, const char *prefix, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (k[j] != prefix[j])
+			return k[j] == 0 ? -1 : (int)(unsigned char)k[j] - (int)(unsigned char)prefix[j];
+	return 0;
+}
+
+/* lookup finds the smallest matching rule index for r->path. The prefixes of the path that end in '/' are
+ * each a prefix of the next, so the keys starting with the next one lie inside the range of keys starting
+ * with this one: the range narrows at every step and the walk stops as soon as it is empty. */
 static int32_t lookup(const struct crs_policy *p, const uint8_t *idx, uint32_t n, const struct crs_request *r)
 {
 	const char *path = r->path;
 	int32_t best = -1;
-	for (size_t i = 0; path[i]; i++) {
+	uint32_t lo = 0, hi = n;
+	size_t done = 0; /* every key in [lo, hi) starts with path[0, done): compare only what follows */
+	for (size_t i = 0; path[i] && lo < hi; i++) {
 		if (path[i] != '/')
 			continue;
 		size_t plen = i + 1;
-		uint32_t lo = 0, hi = n; /* first entry with key >= prefix */
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-			if (keycmp(str(p, crs_le32(idx + (size_t)mid * IDX_SIZE)), path, plen) < 0)
-				lo = mid + 1;
+		const char *rest = path + done;
+		size_t rlen = plen - done;
+		if (plen == 1)
+			goto scan; /* every key is absolute: they all start with "/" */
+		uint32_t a = lo, b = hi; /* first key >= prefix */
+		while (a < b) {
+			uint32_t mid = a + (b - a) / 2;
+			if (startcmp(str(p, crs_le32(idx + (size_t)mid * IDX_SIZE)) + done, rest, rlen) < 0)
+				a = mid + 1;
 			else
-				hi = mid;
+				b = mid;
 		}
-		for (; lo < n; lo++) {
-			const uint8_t *e = idx + (size_t)lo * IDX_SIZE;
-			if (keycmp(str(p, crs_le32(e)), path, plen) != 0)
-				break;
+		uint32_t start = a;
+		b = hi; /* first key > every key starting with prefix */
+		while (a < b) {
+			uint32_t mid = a + (b - a) / 2;
+			if (startcmp(str(p, crs_le32(idx + (size_t)mid * IDX_SIZE)) + done, rest, rlen) <= 0)
+				a = mid + 1;
+			else
+				b = mid;
+		}
+		lo = start, hi = a;
+	scan:
+		done = plen;
+		/* the keys equal to the prefix come first in the range */
+		for (uint32_t k = lo; k < hi; k++) {
+			const uint8_t *e = idx + (size_t)k * IDX_SIZE;
+			if (str(p, crs_le32(e))[plen] != 0)
+				break; /* longer than the prefix (it starts with it: it is in the range) */
 			uint32_t ri = crs_le32(e + 8);
 			if (best >= 0 && ri >= (uint32_t)best)
 				break; /* entries of one key are sorted by rule index */
 			const uint8_t *ru = rule(p, ri);
 			if (r->category == CRS_CAT_FILE && !(ru[R_MASK] & r->access))
 				continue;
+			/* the pattern starts with its key, which equals path[0, plen): match only the rest, unless the
+			 * key holds a backslash (an escape in the glob, a byte in the key) */
 			const char *pat = str(p, crs_le32(e + 4));
-			int hit = (crs_le32(e + 12) & 1) ? crs_streq(pat, path) : crs_glob(pat, path);
+			int hit;
+			if (crs_le32(e + 12) & 1)
+				hit = crs_streq(pat + plen, path + plen);
+			else if (has_backslash(pat, plen))
+				hit = crs_glob(pat, path);
+			else
+				hit = glob(pat, pat + plen, path + plen);
 			if (hit && program_ok(p, ru, r->program)) {
 				best = (int32_t)ri;
 				break;

@@ -194,6 +194,13 @@ func (r *root) install(t *testing.T, src, dst string) {
 	r.write(t, dst, b, 0o755)
 }
 
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // compile compiles a policy YAML from testdata with core/policy.
 func compile(t *testing.T, file string) []byte {
 	t.Helper()
