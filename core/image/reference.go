@@ -61,7 +61,10 @@ func ParseReference(s string) (Reference, error) {
 		}
 		return Reference{Transport: Docker, Name: ref}, nil
 	case hasColon && (transport == OCI || transport == OCIArchive):
-		path, ref, _ := strings.Cut(rest, ":")
+		path, ref, hasRef := strings.Cut(rest, ":")
+		if hasRef && ref == "" {
+			return bad("%s: the REF after ':' is empty", transport)
+		}
 		if path == "" {
 			return bad("%s: needs a %s path before the optional :REF", transport, map[bool]string{true: "directory", false: "file"}[transport == OCI])
 		}
@@ -70,7 +73,10 @@ func ParseReference(s string) (Reference, error) {
 		}
 		return Reference{Transport: transport, Name: path, Tag: ref}, nil
 	case hasColon && transport == DockerArchive:
-		path, tag, _ := strings.Cut(rest, ":")
+		path, tag, hasTag := strings.Cut(rest, ":")
+		if hasTag && tag == "" {
+			return bad("docker-archive: the REPO:TAG after ':' is empty")
+		}
 		if path == "" {
 			return bad("docker-archive: needs a file path before the optional :REPO:TAG")
 		}

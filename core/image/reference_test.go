@@ -66,6 +66,8 @@ func TestParseReferenceErrors(t *testing.T) {
 		{"https://registry.example.com/app:1", "unexpected scheme"},
 		{"oci:", "needs a directory path"},
 		{"oci::ref", "needs a directory path"},
+		{"oci:/dir:", "the REF after ':' is empty"},
+		{"docker-archive:/f.tar:", "REPO:TAG after ':' is empty"},
 		{"oci:/dir:a:b", "must not contain ':'"},
 		{"oci-archive:", "needs a file path"},
 		{"docker-archive:", "needs a file path"},

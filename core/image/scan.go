@@ -356,7 +356,12 @@ func readTar(r io.Reader, opts ScanOptions) (*layerRecord, error) {
 			case strings.HasPrefix(base, ".wh..wh."):
 				// aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not part of the filesystem.
 			default:
-				rec.whiteouts = append(rec.whiteouts, path.Join(dir, base[len(".wh."):]))
+				switch name := base[len(".wh."):]; name {
+				case "", ".", "..":
+					return nil, fmt.Errorf("entry %q: a whiteout must name an entry", hdr.Name)
+				default:
+					rec.whiteouts = append(rec.whiteouts, path.Join(dir, name))
+				}
 			}
 			continue
 		}

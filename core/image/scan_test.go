@@ -330,3 +330,13 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
+
+func TestScanRejectsBadWhiteouts(t *testing.T) {
+	for _, name := range []string{"/etc/.wh..", "/etc/.wh.", "/.wh.."} {
+		img := imageOf(t, []testenv.File{testenv.Reg("/etc/x", nil)}, []testenv.File{testenv.Reg(name, nil)})
+		_, err := image.Scan(context.Background(), img, image.ScanOptions{})
+		if err == nil || !strings.Contains(err.Error(), "a whiteout must name an entry") || exitcode.Of(err) != exitcode.Operational {
+			t.Errorf("whiteout %q: %v", name, err)
+		}
+	}
+}
