@@ -51,7 +51,7 @@ func TestLayerFromDir(t *testing.T) {
 	}
 	must(os.WriteFile(filepath.Join(dir, "usr/bin/tool"), []byte("tool"), 0o750))
 	must(os.Chown(filepath.Join(dir, "usr/bin/tool"), 1234, 5678)) // before chmod: chown clears set-uid
-	must(os.Chmod(filepath.Join(dir, "usr/bin/tool"), 0o4750))
+	must(os.Chmod(filepath.Join(dir, "usr/bin/tool"), 0o750|os.ModeSetuid))
 	must(os.Link(filepath.Join(dir, "usr/bin/tool"), filepath.Join(dir, "usr/bin/tool-hard")))
 	must(os.Symlink("tool", filepath.Join(dir, "usr/bin/tool-sym")))
 	must(os.Symlink("/usr/bin/tool", filepath.Join(dir, "etc/abs-sym")))
