@@ -94,7 +94,17 @@ func Additions(file string, src []byte, o *Observed, opt Options) (*Addition, []
 	for _, r := range p.Rules {
 		names[r.Name] = true
 	}
-	a.Rules = buildRules(o, o.sortedKeys(missing), opt.Strict, names)
+	keys, skipped := o.usable(o.sortedKeys(missing), opt.Strict)
+	if n := skippedNote(skipped); n != "" {
+		a.Notes = append(a.Notes, n)
+	}
+	for k := range skipped {
+		delete(missing, k)
+	}
+	if len(keys) == 0 {
+		return a, nil, nil
+	}
+	a.Rules = buildRules(o, keys, opt.Strict, names)
 	var b strings.Builder
 	b.WriteString("# Added by `crs-ci policy suggest --from-policy" + strictWord(opt.Strict) + "`: observed behaviour this policy's defaults deny.\n")
 	writeRules(&b, a.Rules, "")

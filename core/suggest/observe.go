@@ -203,3 +203,63 @@ func Requests(e *events.Event, arch string) []policy.Request {
 	}
 	return out
 }
+
+// expressible reports whether a path observed in an event can be written as an exact policy path: the
+// probe normalises paths, but a stream can hold anything (a relative path, "//", invalid UTF-8 replaced
+// by U+FFFD, ...).
+func expressible(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "\x00\uFFFD") {
+		return false
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// usable splits observations into those a policy can express and those it cannot (with why).
+func (o *Observed) usable(keys []key, strict bool) (ok []key, skipped map[key]string) {
+	skipped = map[key]string{}
+	for _, k := range keys {
+		subj := k.subject
+		switch k.k {
+		case kOut, kIn:
+			p, isUnix := strings.CutPrefix(subj, "unix:")
+			if !isUnix || strings.HasPrefix(p, "@") {
+				subj = "/"
+			} else {
+				subj = p
+			}
+		case kSys:
+			subj = "/"
+		}
+		switch {
+		case !expressible(subj):
+			skipped[k] = fmt.Sprintf("path %q is not absolute and normalised", k.subject)
+		case strict && k.program != "" && !expressible(k.program):
+			skipped[k] = fmt.Sprintf("program %q is not an absolute normalised path", k.program)
+		default:
+			ok = append(ok, k)
+		}
+	}
+	return ok, skipped
+}
+
+// skippedNote summarises observations left out of a suggestion.
+func skippedNote(skipped map[key]string) string {
+	if len(skipped) == 0 {
+		return ""
+	}
+	var ex string
+	for _, why := range skipped {
+		if ex == "" || why < ex {
+			ex = why
+		}
+	}
+	return fmt.Sprintf("%d observations cannot be written as policy paths and were left out (e.g. %s): calls on them stay denied where the default is deny", len(skipped), ex)
+}

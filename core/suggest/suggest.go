@@ -43,6 +43,7 @@ type Suggestion struct {
 	Rules    []*Rule
 	Defaults map[string]string // category → allow | deny
 	Notes    []string          // what the reviewer must know: lost events, probe errors, calls that cannot be allow-listed
+	skipped  map[key]bool      // observations no policy path can express
 }
 
 var categories = []string{"file", "network", "exec", "syscall"}
@@ -55,9 +56,12 @@ func Suggest(o *Observed, opt Options) (*Suggestion, error) {
 	if opt.Mode == "" {
 		opt.Mode = policy.ModeEnforce
 	}
-	keys := o.sortedKeys(nil)
+	keys, skipped := o.usable(o.sortedKeys(nil), opt.Strict)
 	names := map[string]bool{}
-	s := &Suggestion{Defaults: map[string]string{}}
+	s := &Suggestion{Defaults: map[string]string{}, skipped: map[key]bool{}}
+	for k := range skipped {
+		s.skipped[k] = true
+	}
 	s.Rules = buildRules(o, keys, opt.Strict, names)
 	seen := map[string]bool{}
 	for _, k := range keys {
@@ -79,6 +83,9 @@ func Suggest(o *Observed, opt Options) (*Suggestion, error) {
 		sort.Strings(nrs)
 		s.Notes = append(s.Notes, fmt.Sprintf("syscall() numbers %s have no %s name: they cannot be allow-listed, so the syscall default stays allow",
 			strings.Join(nrs, ", "), o.Arch))
+	}
+	if n := skippedNote(skipped); n != "" {
+		s.Notes = append(s.Notes, n)
 	}
 	s.Notes = append(s.Notes, o.notes()...)
 	s.YAML = s.render(o, opt)

@@ -543,3 +543,26 @@ func TestInsertRules(t *testing.T) {
 		})
 	}
 }
+
+func TestSuggestSkipsInexpressible(t *testing.T) {
+	o := NewObserved("")
+	for _, e := range []events.Event{
+		{Program: "/p", Op: "read", Path: "relative/file", Action: "allow"},
+		{Program: "/p", Op: "read", Path: "/a//b", Action: "allow"},
+		{Program: "/p", Op: "read", Path: "/bad-\uFFFD-utf8", Action: "allow"},
+		{Program: "/p", Op: "read", Path: "/fine", Action: "allow"},
+	} {
+		o.Add(&e)
+	}
+	s, err := Suggest(o, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := compile(t, "skip.yaml", s.YAML)
+	if ok, _ := allowedBy(c, policy.Request{Category: policy.File, Op: "read", Path: "/fine", Access: policy.AccessRead, Program: "/p"}); !ok {
+		t.Error("/fine is not allowed")
+	}
+	if len(s.skipped) != 3 || !strings.Contains(strings.Join(s.Notes, " "), "3 observations cannot be written as policy paths") {
+		t.Errorf("skipped %d, notes %q", len(s.skipped), s.Notes)
+	}
+}
