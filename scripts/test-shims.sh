@@ -39,7 +39,7 @@ for f in action.yml docs/ci/examples/github/*.yml; do
 done
 
 step "Go: core/ci, junit, hook install, the composite action run against the real crs-ci"
-go test -count=1 ./core/ci ./action
+go test -count=1 ./core/ci
 go test -count=1 -run 'JUnit' ./core/report
 go test -count=1 -run 'Hook|PreCommit|PublishCI' ./core/cmd/crs-ci
 

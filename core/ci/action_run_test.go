@@ -1,29 +1,16 @@
-package action
+package ci_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// wired reports whether the crs-ci subcommand takes the CI flags (--ci, --fail-on, --summary) that
-// core/cmd/crs-ci/ci.go provides; the command owners add them with publishCI.
-func wired(t *testing.T, bin string, sub ...string) bool {
-	out, _ := exec.Command(bin, append(sub, "--help")...).CombinedOutput()
-	return strings.Contains(string(out), "--fail-on") && strings.Contains(string(out), "--ci ")
-}
-
 // TestCompositeValidate runs the whole composite action (install from source, then run) the way a
 // runner does, on a good and a broken policy, and asserts the action's outputs, the job summary and
 // the annotations the real crs-ci wrote.
 func TestCompositeValidate(t *testing.T) {
-	bin := builtBinary(t)
-	if !wired(t, bin, "policy", "validate") {
-		t.Skip("SKIP (not silent): `crs-ci policy validate` does not take --ci/--fail-on/--summary yet; " +
-			"the command must add ciFlags() and end with publishCI (see core/cmd/crs-ci/ci.go)")
-	}
 	good, _ := filepath.Abs("testdata/good-policy.yaml")
 	for _, tc := range []struct {
 		name      string
@@ -102,7 +89,7 @@ func TestCompositeValidate(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res := r.run(tc.inputs)
+			res := r.run(viaRelease(t, r, tc.inputs))
 			if tc.code == -1 {
 				if res.code != 2 && res.code != 3 {
 					t.Fatalf("exit %d, want 2 or 3; log:\n%s", res.code, res.log)

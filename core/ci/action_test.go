@@ -1,4 +1,4 @@
-package action
+package ci_test
 
 import (
 	"bufio"
@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/crs-ci/crs-ci/core/internal/testenv"
 )
 
 // The composite action as action.yml declares it.
@@ -244,32 +247,93 @@ func (r *runner) run(given map[string]string) runResult {
 	return res
 }
 
-func repoRoot(t *testing.T) string {
-	root, err := filepath.Abs("..")
+func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  string
+	shared    string // a temporary folder for the whole test binary, removed by TestMain
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "crs-ci-action-test-")
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return root
+	shared = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-// ensureSourceBuild runs the action once with crs-ci-version: source (the real go build from the
-// checkout) and returns the binary it built, for the release-download cases.
+// builtBinary runs the action once with crs-ci-version: source (the real go build from the
+// checkout, as a runner would) and returns a copy of the binary it built; later calls reuse it.
 func builtBinary(t *testing.T) string {
-	r := newRunner(t, repoRoot(t))
-	res := r.run(map[string]string{"command": "validate", "policy": "/nonexistent/policy.yaml"})
-	bin := res.steps["install"]["bin"]
-	if bin == "" {
-		t.Fatalf("install step gave no bin output; log:\n%s", res.log)
+	buildOnce.Do(func() {
+		r := newRunner(t, repoRoot(t))
+		res := r.run(map[string]string{"command": "validate", "policy": "/nonexistent/policy.yaml"})
+		if strings.Join(res.skipped, ",") != "actions/setup-go@v5" {
+			buildErr = fmt.Sprintf("a source install must set up Go and nothing else; used %v", res.skipped)
+			return
+		}
+		bin := res.steps["install"]["bin"]
+		if bin == "" {
+			buildErr = "install step gave no bin output; log:\n" + res.log
+			return
+		}
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			buildErr = err.Error()
+			return
+		}
+		builtBin = filepath.Join(shared, "crs-ci")
+		if err := os.WriteFile(builtBin, b, 0o755); err != nil {
+			buildErr = err.Error()
+		}
+	})
+	if buildErr != "" {
+		t.Fatal(buildErr)
 	}
-	cp := filepath.Join(t.TempDir(), "crs-ci")
-	b, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
+	return builtBin
+}
+
+var (
+	releaseOnce  sync.Once
+	releaseTable string
+	releaseDir   string
+)
+
+// viaRelease makes a runner install crs-ci the release way (file:// download of the binary the
+// source build made, verified against a checksum table), which is quicker than a build per case.
+// It returns the inputs to add to the case's.
+func viaRelease(t *testing.T, r *runner, inputs map[string]string) map[string]string {
+	bin := builtBinary(t)
+	releaseOnce.Do(func() {
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		releaseDir = filepath.Join(shared, "releases")
+		if err := os.MkdirAll(filepath.Join(releaseDir, "v0.0.0-test"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(releaseDir, "v0.0.0-test", "crs-ci_v0.0.0-test_linux_amd64"), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		releaseTable = filepath.Join(shared, "checksums.txt")
+		if err := os.WriteFile(releaseTable, []byte(hex.EncodeToString(sum[:])+"  crs-ci_v0.0.0-test_linux_amd64\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	r.extraEnv = append(r.extraEnv, "CRS_CI_CHECKSUMS="+releaseTable)
+	out := map[string]string{"crs-ci-version": "v0.0.0-test", "release-url": "file://" + releaseDir}
+	for k, v := range inputs {
+		out[k] = v
 	}
-	if err := os.WriteFile(cp, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return cp
+	return out
 }
 
 func TestInstallRelease(t *testing.T) {
@@ -371,7 +435,7 @@ func checkChecksums(s string) error {
 }
 
 func TestChecksumsFormat(t *testing.T) {
-	b, err := os.ReadFile("checksums.txt")
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "action", "checksums.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

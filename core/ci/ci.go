@@ -165,10 +165,7 @@ func (p *Publisher) Platform() Platform { return p.platform }
 
 // SecretEnv lists the environment variables whose values are secrets crs-ci may read; MaskEnv masks
 // them before anything else is printed.
-var SecretEnv = []string{
-	"CRS_REGISTRY_PASSWORD", "VAULT_TOKEN", "CRS_VAULT_TOKEN", "CRS_VAULT_SECRET_ID",
-	"VAULT_SECRET_ID", "CRS_VAULT_JWT",
-}
+var SecretEnv = []string{"CRS_REGISTRY_PASSWORD", "VAULT_TOKEN", "VAULT_SECRET_ID", "VAULT_JWT"}
 
 // MaskEnv masks the values of SecretEnv that are set.
 func (p *Publisher) MaskEnv() error {

@@ -289,7 +289,7 @@ func TestMask(t *testing.T) {
 	}{
 		{GitHub, map[string]string{"CRS_REGISTRY_PASSWORD": "s3cr3t;]", "VAULT_TOKEN": "hvs.abc\nline2"},
 			[]string{"::add-mask::s3cr3t;]", "::add-mask::hvs.abc", "::add-mask::line2"}},
-		{Azure, map[string]string{"CRS_REGISTRY_PASSWORD": "p%w\nx", "CRS_VAULT_SECRET_ID": "role-secret"},
+		{Azure, map[string]string{"CRS_REGISTRY_PASSWORD": "p%w\nx", "VAULT_SECRET_ID": "role-secret"},
 			[]string{"##vso[task.setsecret]p%AZP25w", "##vso[task.setsecret]x", "##vso[task.setsecret]role-secret"}},
 		{Jenkins, map[string]string{"CRS_REGISTRY_PASSWORD": "s3cr3t"}, nil},
 		{None, map[string]string{"CRS_REGISTRY_PASSWORD": "s3cr3t"}, nil},

@@ -177,7 +177,7 @@ def realRun = { String policyFile ->
     File ws = File.createTempDir()
     new File(ws, 'policies').mkdirs()
     if (policyFile) {
-        new File(ws, 'policies/' + policyFile).text = new File(repo, 'action/testdata/' + policyFile).text
+        new File(ws, 'policies/' + policyFile).text = new File(repo, 'core/ci/testdata/' + policyFile).text
     }
     def p = new Pipeline(workspace: ws)
     def (res, _) = runStep(p, 'crsPolicyValidate', [policy: 'policies/' + (policyFile ?: 'missing.yaml'), crsCi: bin])
