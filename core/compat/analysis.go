@@ -561,7 +561,11 @@ func (a *analysis) preloadEntries() (string, error) {
 	f := DecodeFacts(e.Facts)
 	a.result.Preload = []string{}
 	if f != nil {
-		a.result.Preload = append(a.result.Preload, f.Preload...)
+		for _, p := range f.Preload {
+			if p != probe.LibraryPath { // an image instrumented before: the probe is added once
+				a.result.Preload = append(a.result.Preload, p)
+			}
+		}
 	}
 	return rp, nil
 }
@@ -577,9 +581,6 @@ func (a *analysis) checkPreload() {
 	}
 	var kept []string
 	for _, p := range a.result.Preload {
-		if p == probe.LibraryPath {
-			continue
-		}
 		found := false
 		if isAbs(p) {
 			_, e, err := a.resolve(p)

@@ -327,7 +327,7 @@ func buildRealCases() []realCase {
 				msg: []string{"resolving the dynamic loader /lib64/ld-linux-x86-64.so.2", "too many levels of symbolic links"}, probeLibc: "glibc"}},
 		{"ld.so.preload kept", func(t testing.TB) v1.Image {
 			return rootImage(t, "bookworm", amd64, bash, []testenv.File{
-				testenv.Reg("/etc/ld.so.preload", []byte("/usr/lib/x86_64-linux-gnu/libz.so.1\n/opt/missing.so\n"))})
+				testenv.Reg("/etc/ld.so.preload", []byte("/usr/lib/x86_64-linux-gnu/libz.so.1\n/opt/missing.so /usr/lib/crs-ci/probe.so\n"))})
 		}, Options{},
 			expect{verdict: "compatible", family: "glibc", version: "2.36", build: "Debian GLIBC 2.36", libcPath: libcAmd64,
 				kind: KindDynamicGlibc, epPath: "/usr/bin/bash", codes: []string{"CRS-C050:info", "CRS-C051:warning"},

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -91,7 +92,7 @@ func TestCheckCLI(t *testing.T) {
 	cache := t.TempDir()
 	for i, tc := range realCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			ref := testenv.WriteOCI(t, tc.image(t), layout, "case"+string(rune('a'+i)))
+			ref := testenv.WriteOCI(t, tc.image(t), layout, fmt.Sprintf("case%02d", i))
 			args := []string{"check", ref, "--format", "json", "--cache-dir", cache, "--ci", "none"}
 			if tc.opts.AllowUnhookableEntrypoint {
 				args = append(args, "--allow-unhookable-entrypoint")
