@@ -2,6 +2,7 @@ package suggest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/crs-ci/crs-ci/core/events"
 	"github.com/crs-ci/crs-ci/core/internal/testenv"
@@ -93,12 +95,7 @@ func liveRoot(t *testing.T, policyYAML []byte) (string, string) {
 // and the events written (nil when none were).
 func runIn(t *testing.T, dir, command string) (string, []byte) {
 	t.Helper()
-	cmd := exec.Command("chroot", dir, "/bin/sh", "-c", command)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/root", "LANG=C", "CRS_EVENTS=file:/tmp/events.jsonl"}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("chroot %s %q: %v\n%s", dir, command, err, out)
-	}
+	out := runWith(t, dir, "file:/tmp/events.jsonl", command)
 	ev, err := os.ReadFile(filepath.Join(dir, "tmp", "events.jsonl"))
 	if os.IsNotExist(err) {
 		return string(out), nil // nothing was logged (a policy logging only deny and alert, and none happened)
@@ -108,6 +105,18 @@ func runIn(t *testing.T, dir, command string) (string, []byte) {
 	}
 	os.Remove(filepath.Join(dir, "tmp", "events.jsonl"))
 	return string(out), ev
+}
+
+// runWith runs a shell command in the root with CRS_EVENTS=sink and returns its output.
+func runWith(t *testing.T, dir, sink, command string) string {
+	t.Helper()
+	cmd := exec.Command("chroot", dir, "/bin/sh", "-c", command)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/root", "LANG=C", "CRS_EVENTS=" + sink}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("chroot %s %q: %v\n%s", dir, command, err, out)
+	}
+	return string(out)
 }
 
 // shape reduces a stream to a sorted multiset of program/op/subject/action/rule/mode lines.
@@ -230,5 +239,46 @@ func TestLearnThenEnforceLive(t *testing.T) {
 				t.Errorf("no deny event for /etc/passwd: %s", stream)
 			}
 		})
+	}
+}
+
+// TestTailUnixLive: events.ListenUnix receives what the real probe sends to a unix: sink — the socket is
+// bound inside the root, where the probe (CRS_EVENTS=unix:/tmp/crs.sock) finds it.
+func TestTailUnixLive(t *testing.T) {
+	learn, err := os.ReadFile("testdata/live/learn.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, sha := liveRoot(t, learn)
+	sink, err := events.ListenUnix(filepath.Join(dir, "tmp", "crs.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan events.Event, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- sink.Serve(ctx, func(e *events.Event) error { got <- *e; return nil })
+	}()
+	runWith(t, dir, "unix:/tmp/crs.sock", "cat /etc/debian_version /etc/shadow >/dev/null 2>&1; true")
+	var seen []string
+	deadline := time.After(10 * time.Second)
+	for !contains(seen, "/usr/bin/cat read /etc/shadow deny no-secrets") {
+		select {
+		case e := <-got:
+			seen = append(seen, strings.Join([]string{e.Program, e.Op, e.Subject(), e.Action, e.Rule}, " "))
+			if e.Policy != sha {
+				t.Errorf("policy %q, want %s", e.Policy, sha)
+			}
+		case <-deadline:
+			t.Fatalf("events received: %q", seen)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !contains(seen, "/usr/bin/cat read /etc/debian_version allow ") {
+		t.Errorf("events received: %q", seen)
 	}
 }
