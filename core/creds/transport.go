@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/crs-ci/crs-ci/core/exitcode"
@@ -32,9 +33,8 @@ func Transport(o NetOptions) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
+	base := remote.DefaultTransport.(*http.Transport).Clone() // go-containerregistry's tuning (idle connections per host)
 	base.Proxy = proxy
-	base.ForceAttemptHTTP2 = true
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
