@@ -57,6 +57,7 @@ static void remember(int fd)
 
 static int env_kind = -1; /* sink chosen by CRS_EVENTS, or -1 */
 static int sink_state;     /* 0 not opened, 1 opening, 2 open */
+static long sink_pid;      /* the process opening it */
 
 void crs_sink_init(char *const *env)
 {
@@ -87,10 +88,16 @@ static void open_once(void)
 	if (__atomic_load_n(&sink_state, __ATOMIC_ACQUIRE) == 2)
 		return;
 	if (!__atomic_compare_exchange_n(&sink_state, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(&sink_state, __ATOMIC_ACQUIRE) != 2)
+		while (__atomic_load_n(&sink_state, __ATOMIC_ACQUIRE) != 2) {
+			long owner = __atomic_load_n(&sink_pid, __ATOMIC_RELAXED);
+			if (owner && crs_sys0(SYS_getpid) != owner)
+				break; /* forked while another thread was opening it: open it here */
 			crs_sys0(SYS_sched_yield);
-		return;
+		}
+		if (__atomic_load_n(&sink_state, __ATOMIC_ACQUIRE) == 2)
+			return;
 	}
+	__atomic_store_n(&sink_pid, crs_sys0(SYS_getpid), __ATOMIC_RELAXED);
 	if (env_kind >= 0) {
 		sink.kind = env_kind;
 	} else if (crs.have_policy && crs.pol.sink_kind != CRS_SINK_STDERR && crs.pol.sink_path) {

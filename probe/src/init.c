@@ -1,6 +1,7 @@
-/* Initialisation: resolve the real functions, find the acting program, map and verify the policy, open the
- * event sink. Runs from the constructor, or from the first hook called before it (another library's
- * constructor, the loader's own calls). */
+/* Initialisation: find the acting program, map and verify the policy, note the event sink. It is lazy: it
+ * runs at the first hooked call of a process (which may come before our constructor: another library's
+ * constructor), so a process that never calls a hooked function (/bin/true) pays nothing. Real functions are
+ * resolved with dlsym one by one, on their first use. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -25,7 +26,7 @@ static void *real_fns[CRS_R_COUNT];
 
 enum { ST_NONE, ST_BUSY, ST_READY };
 static int state;
-static long init_tid;
+static long init_tid, init_pid;
 
 static void load_policy(void)
 {
@@ -62,8 +63,6 @@ static void load_policy(void)
 
 static void init(void)
 {
-	for (int i = 0; i < CRS_R_COUNT; i++)
-		real_fns[i] = dlsym(CRS_RTLD_NEXT, real_names[i]);
 	long n = crs_sys4(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", crs.program, sizeof crs.program - 1);
 	crs.program[n > 0 ? n : 0] = 0;
 	crs.mode = CRS_MODE_ENFORCE;
@@ -81,22 +80,32 @@ int crs_ready(void)
 	int expect = ST_NONE;
 	if (__atomic_compare_exchange_n(&state, &expect, ST_BUSY, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		__atomic_store_n(&init_tid, tid, __ATOMIC_RELAXED);
+		__atomic_store_n(&init_pid, crs_sys0(SYS_getpid), __ATOMIC_RELAXED);
 		init();
 		__atomic_store_n(&state, ST_READY, __ATOMIC_RELEASE);
 		return crs.protect;
 	}
 	if (__atomic_load_n(&init_tid, __ATOMIC_RELAXED) == tid)
 		return 0; /* a call made by the initialisation itself: pass through */
-	while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_READY)
+	while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_READY) {
+		long owner = __atomic_load_n(&init_pid, __ATOMIC_RELAXED);
+		if (owner && crs_sys0(SYS_getpid) != owner) {
+			/* forked while another thread was initialising: that thread does not exist here */
+			init();
+			__atomic_store_n(&state, ST_READY, __ATOMIC_RELEASE);
+			break;
+		}
 		crs_sys0(SYS_sched_yield);
+	}
 	return crs.protect;
 }
 
 void *crs_real(int idx)
 {
-	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != ST_READY && !real_fns[idx])
-		real_fns[idx] = dlsym(CRS_RTLD_NEXT, real_names[idx]);
-	return real_fns[idx];
+	void *f = __atomic_load_n(&real_fns[idx], __ATOMIC_ACQUIRE);
+	if (!f) { /* racing threads find the same address */
+		f = dlsym(CRS_RTLD_NEXT, real_names[idx]);
+		__atomic_store_n(&real_fns[idx], f, __ATOMIC_RELEASE);
+	}
+	return f;
 }
-
-__attribute__((constructor)) static void crs_constructor(void) { crs_ready(); }
