@@ -154,3 +154,5 @@ func dump(fs []report.Finding) string {
 	}
 	return b.String()
 }
+
+func globFiles(pattern string) ([]string, error) { return filepath.Glob(pattern) }

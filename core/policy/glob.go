@@ -125,6 +125,9 @@ func matchGlob(p, s string) bool {
 	if isLiteral(p) {
 		return p == s
 	}
+	if strings.HasPrefix(p, "/") != strings.HasPrefix(s, "/") {
+		return false // a relative program name never matches an absolute glob
+	}
 	pc := splitPath(p)
 	sc := splitPath(s)
 	if n := len(pc); n > 0 && pc[n-1] == "**" {
