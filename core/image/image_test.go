@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	iofs "io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -135,5 +138,123 @@ func TestOpenErrorsAreClassified(t *testing.T) {
 	_, err := image.Open(context.Background(), "oci:/nonexistent", image.Options{})
 	if !errors.As(err, &e) {
 		t.Errorf("error %v carries no exit code", err)
+	}
+}
+
+// TestRealRootfsMatchesDirectory: scanning the real bookworm image gives exactly the files of the root
+// filesystem it was built from (what real images leave out aside): same types, symlink targets, sizes,
+// modes, and hard links pointing at the first name of their inode.
+func TestRealRootfsMatchesDirectory(t *testing.T) {
+	dir := testenv.Rootfs(t, "bookworm")
+	ref := testenv.WriteOCI(t, bookworm(t), filepath.Join(t.TempDir(), "layout"), "")
+	src, err := image.Open(context.Background(), ref, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := image.Scan(context.Background(), src.Images[0].Image, image.ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[[2]uint64]string{}
+	n := 1 // the root
+	err = filepath.WalkDir(dir, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		if rel == ".crs-complete" || rel == "debootstrap" || strings.HasPrefix(rel, "dev/") || strings.HasPrefix(rel, "proc/") ||
+			strings.HasPrefix(rel, "sys/") || (strings.HasPrefix(rel, "var/cache/apt/archives/") && strings.HasSuffix(rel, ".deb")) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode()&(iofs.ModeDevice|iofs.ModeCharDevice|iofs.ModeSocket) != 0 {
+			return nil
+		}
+		n++
+		e, ok := fs.Lookup("/" + rel)
+		if !ok {
+			t.Errorf("/%s is in the root filesystem but not in the scan", rel)
+			return nil
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		switch {
+		case info.Mode()&iofs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			if e.Type != tar.TypeSymlink || e.Linkname != target {
+				t.Errorf("/%s: %c -> %q, want a symlink to %q", rel, e.Type, e.Linkname, target)
+			}
+		case info.IsDir():
+			if e.Type != tar.TypeDir {
+				t.Errorf("/%s: type %c, want a directory", rel, e.Type)
+			}
+		case info.Mode().IsRegular():
+			key := [2]uint64{uint64(st.Dev), st.Ino}
+			if first, ok := seen[key]; ok {
+				if e.Type != tar.TypeLink || e.Linkname != "/"+first || e.Size != info.Size() {
+					t.Errorf("/%s: %c -> %q size %d, want a hard link to /%s", rel, e.Type, e.Linkname, e.Size, first)
+				}
+			} else {
+				seen[key] = rel
+				if e.Type != tar.TypeReg || e.Size != info.Size() {
+					t.Errorf("/%s: type %c size %d, want a regular file of %d bytes", rel, e.Type, e.Size, info.Size())
+				}
+			}
+		}
+		if e.Mode&0o7777 != int64(info.Mode().Perm()) && info.Mode()&(iofs.ModeSetuid|iofs.ModeSetgid|iofs.ModeSticky) == 0 {
+			t.Errorf("/%s: mode %o, want %o", rel, e.Mode, info.Mode().Perm())
+		}
+		if e.UID != int(st.Uid) || e.GID != int(st.Gid) {
+			t.Errorf("/%s: owner %d:%d, want %d:%d", rel, e.UID, e.GID, st.Uid, st.Gid)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs.Len() != n {
+		t.Errorf("scan has %d entries, the root filesystem %d", fs.Len(), n)
+	}
+}
+
+// TestRealMultiArchIndex: an index of the real bookworm root filesystems for amd64 and arm64; each
+// platform's dynamic loader resolves through the image's own symlinks.
+func TestRealMultiArchIndex(t *testing.T) {
+	arm := testenv.ImageFromDir(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Config{Entrypoint: []string{"/bin/bash"}}, arm64)
+	idx := testenv.Index(t, bookworm(t), arm)
+	ref := testenv.WriteOCI(t, idx, filepath.Join(t.TempDir(), "layout"), "bookworm")
+	src, err := image.Open(context.Background(), ref, image.Options{Platform: "all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaders := map[string]string{"linux/amd64": "/lib64/ld-linux-x86-64.so.2", "linux/arm64": "/lib/ld-linux-aarch64.so.1"}
+	if len(src.Images) != 2 {
+		t.Fatalf("%d images", len(src.Images))
+	}
+	for _, pi := range src.Images {
+		fs, err := image.Scan(context.Background(), pi.Image, image.ScanOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", pi.Platform, err)
+		}
+		loader := loaders[pi.Platform.String()]
+		p, e, err := fs.Resolve(loader)
+		if err != nil || e.Type != tar.TypeReg || !strings.HasPrefix(p, "/usr/lib/") {
+			t.Errorf("%s: %s resolves to %q %+v %v", pi.Platform, loader, p, e, err)
+		}
+		other := loaders["linux/arm64"]
+		if pi.Platform.Architecture == "arm64" {
+			other = loaders["linux/amd64"]
+		}
+		if _, _, err := fs.Resolve(other); err == nil {
+			t.Errorf("%s: the other platform's loader %s exists", pi.Platform, other)
+		}
 	}
 }

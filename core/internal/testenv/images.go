@@ -10,6 +10,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -27,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -246,56 +248,116 @@ func LayerFromDir(t testing.TB, dir string) v1.Layer {
 	}
 	sum := sha256.Sum256(fmt.Appendf(nil, "testenv layer v1\x00%s\x00%d", dir, stamp.ModTime().UnixNano()))
 	cache := filepath.Join(layerCacheDir(dir), filepath.Base(dir)+"-"+hex.EncodeToString(sum[:8])+".tar.gz")
-	if _, err := os.Stat(cache); err != nil {
-		if err := writeGzipFile(cache, dir); err != nil {
+	meta, err := readLayerMeta(cache)
+	if err != nil {
+		if meta, err = writeGzipFile(cache, dir); err != nil {
 			t.Fatalf("testenv: layer from %s: %v", dir, err)
 		}
 	}
-	l, err := tarball.LayerFromFile(cache, tarball.WithMediaType(types.OCILayer))
+	l, err := partial.CompressedToLayer(&fileLayer{path: cache, meta: meta})
 	if err != nil {
-		t.Fatalf("testenv: layer %s: %v", cache, err)
-	}
-	// Compute the digests once here, not in every test that uses the layer.
-	if _, err := l.Digest(); err != nil {
-		t.Fatalf("testenv: layer %s: %v", cache, err)
-	}
-	if _, err := l.DiffID(); err != nil {
 		t.Fatalf("testenv: layer %s: %v", cache, err)
 	}
 	dirLayers[dir] = l
 	return l
 }
 
+// layerMeta is what a cached layer file's sidecar (FILE.json) records, so that no test binary has to read
+// the whole layer again to know its digests.
+type layerMeta struct {
+	Digest v1.Hash `json:"digest"`
+	DiffID v1.Hash `json:"diffID"`
+	Size   int64   `json:"size"`
+}
+
+func readLayerMeta(cache string) (layerMeta, error) {
+	var m layerMeta
+	b, err := os.ReadFile(cache + ".json")
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, err
+	}
+	st, err := os.Stat(cache)
+	if err != nil {
+		return m, err
+	}
+	if st.Size() != m.Size || m.Digest.Hex == "" || m.DiffID.Hex == "" {
+		return m, fmt.Errorf("%s does not match its sidecar", cache)
+	}
+	return m, nil
+}
+
+// fileLayer is a gzip layer file with known digests.
+type fileLayer struct {
+	path string
+	meta layerMeta
+}
+
+func (l *fileLayer) Digest() (v1.Hash, error)            { return l.meta.Digest, nil }
+func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.meta.DiffID, nil }
+func (l *fileLayer) Size() (int64, error)                { return l.meta.Size, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+
 // layerCacheDir is where layers of cached root filesystems are kept: "_layers" beside them.
 func layerCacheDir(rootfs string) string {
 	return filepath.Join(filepath.Dir(rootfs), "_layers")
 }
 
-func writeGzipFile(dst, dir string) error {
+// writeGzipFile writes the tree dir as a gzip tar to dst (and its sidecar), atomically.
+func writeGzipFile(dst, dir string) (layerMeta, error) {
+	var m layerMeta
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+		return m, err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-layer-*")
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer os.Remove(tmp.Name())
-	zw, _ := gzip.NewWriterLevel(tmp, gzip.BestSpeed)
-	if err := writeDirTar(zw, dir); err != nil {
+	gzHash, tarHash := sha256.New(), sha256.New()
+	counter := &countWriter{w: io.MultiWriter(tmp, gzHash)}
+	zw, _ := gzip.NewWriterLevel(counter, gzip.BestSpeed)
+	if err := writeDirTar(io.MultiWriter(zw, tarHash), dir); err != nil {
 		tmp.Close()
-		return err
+		return m, err
 	}
 	if err := zw.Close(); err != nil {
 		tmp.Close()
-		return err
+		return m, err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return m, err
 	}
-	return os.Rename(tmp.Name(), dst)
+	m = layerMeta{
+		Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(gzHash.Sum(nil))},
+		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(tarHash.Sum(nil))},
+		Size:   counter.n,
+	}
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(dst+".json.tmp", b, 0o644); err != nil {
+		return m, err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return m, err
+	}
+	return m, os.Rename(dst+".json.tmp", dst+".json")
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // skipInDir reports paths of a root filesystem directory that real images do not carry.
