@@ -3,14 +3,24 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -129,5 +139,95 @@ func TestInstrumentCommand(t *testing.T) {
 	}
 	if dryDigest == "" || got.Digest.String() != dryDigest {
 		t.Errorf("archive holds %s, the dry-run report said %q", got.Digest, dryDigest)
+	}
+}
+
+// TestInstrumentCommandTLS pushes to a registry served over TLS with a private CA (go-containerregistry's
+// registry behind httptest's TLS server): refused without trust (exit 3), accepted with --ca-file, with
+// --insecure-registry for that host only, and through an HTTP CONNECT proxy given with --proxy.
+func TestInstrumentCommandTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The same registry reached as example.com through a CONNECT proxy (the test certificate names example.com).
+	var tunnels atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		tunnels.Add(1)
+		up, err := net.Dial("tcp", host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		go func() { _, _ = io.Copy(up, buf); up.Close() }()
+		go func() { _, _ = io.Copy(conn, up); conn.Close() }()
+	}))
+	t.Cleanup(proxy.Close)
+
+	img := testenv.ImageFromDir(t, testenv.Rootfs(t, "bookworm"), v1.Config{Cmd: []string{"/bin/bash"}},
+		v1.Platform{OS: "linux", Architecture: "amd64"})
+	ref, _ := name.ParseReference(host + "/tls/app:1")
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}}
+	tr.TLSClientConfig.RootCAs.AddCert(srv.Certificate())
+	if err := remote.Write(ref, img, remote.WithTransport(tr)); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(testenv.RepoRoot(t), "core", "instrument", "testdata", "policy.yaml")
+	cache := t.TempDir()
+	tests := []struct {
+		name        string
+		image       string
+		flags       []string
+		wantCode    int
+		wantTunnels bool
+	}{
+		{"untrusted certificate", host + "/tls/app:1", []string{"--tag-suffix", "-untrusted"}, exitcode.Operational, false},
+		{"--ca-file", host + "/tls/app:1", []string{"--ca-file", caFile, "--tag-suffix", "-ca"}, exitcode.OK, false},
+		{"--insecure-registry this host", host + "/tls/app:1", []string{"--insecure-registry", host, "--tag-suffix", "-insecure"}, exitcode.OK, false},
+		{"--insecure-registry another host", host + "/tls/app:1", []string{"--insecure-registry", "other.example.com", "--tag-suffix", "-other"}, exitcode.Operational, false},
+		{"--proxy", "example.com/tls/app:1", []string{"--proxy", proxy.URL, "--ca-file", caFile, "--tag-suffix", "-proxied"}, exitcode.OK, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("DOCKER_CONFIG", t.TempDir())
+			for _, k := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"} {
+				t.Setenv(k, "")
+			}
+			before := tunnels.Load()
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"crs-ci", "instrument", "--ci", "none", "--cache-dir", cache, "--policy", policy, tt.image}, tt.flags...)
+			if code := run(args, &stdout, &stderr); code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\n%s\n%s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+			if got := tunnels.Load() > before; got != tt.wantTunnels {
+				t.Errorf("proxy used = %v, want %v", got, tt.wantTunnels)
+			}
+		})
+	}
+	// What was pushed is in the registry under the -layered tags.
+	for _, tag := range []string{"1-ca", "1-insecure", "1-proxied"} {
+		r, _ := name.ParseReference(host + "/tls/app:" + tag)
+		if _, err := remote.Head(r, remote.WithTransport(tr)); err != nil {
+			t.Errorf("tag %s: %v", tag, err)
+		}
+	}
+	for _, tag := range []string{"1-untrusted", "1-other"} {
+		r, _ := name.ParseReference(host + "/tls/app:" + tag)
+		if _, err := remote.Head(r, remote.WithTransport(tr)); err == nil {
+			t.Errorf("tag %s exists after a refused run", tag)
+		}
 	}
 }
