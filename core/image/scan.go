@@ -482,10 +482,12 @@ func merge(recs []*layerRecord, maxEntries int) (*FS, error) {
 	return fs, nil
 }
 
-// addParents creates the directories above p that no layer listed.
+// addParents creates the directories above p that no layer listed. A parent that a lower layer made a
+// symlink or a file becomes a directory, as it does when the layer is unpacked into its own overlay
+// directory (the container runtime creates the missing parents there, and they hide the lower entry).
 func (fs *FS) addParents(p string, layer int) {
 	for d := path.Dir(p); d != "/"; d = path.Dir(d) {
-		if _, ok := fs.entries[d]; ok {
+		if e, ok := fs.entries[d]; ok && e.Type == tar.TypeDir {
 			return
 		}
 		fs.entries[d] = &Entry{Path: d, Type: tar.TypeDir, Mode: 0o755, Layer: layer}

@@ -134,6 +134,17 @@ func TestScanMerge(t *testing.T) {
 		},
 		want: []want{{path: "/a/c", exists: true, typ: tar.TypeReg}, {path: "/a/b"}, {path: "/e/.wh..wh.plnk"}, {path: "/e", exists: true, typ: tar.TypeDir}},
 	}, {
+		name: "a file under a lower symlink turns the symlink into a directory (as overlay unpacking does)",
+		layers: [][]testenv.File{
+			{testenv.Symlink("/lib", "usr/lib"), reg("/usr/lib/libc.so.6", "libc")},
+			{reg("/lib/extra.so", "x")},
+		},
+		want: []want{
+			{path: "/lib", exists: true, typ: tar.TypeDir, layer: 1},
+			{path: "/lib/extra.so", exists: true, typ: tar.TypeReg, layer: 1},
+			{path: "/usr/lib/libc.so.6", exists: true, typ: tar.TypeReg, layer: 0},
+		},
+	}, {
 		name: "the root opaque marker hides everything below",
 		layers: [][]testenv.File{
 			{reg("/old", "o"), testenv.Dir("/etc")},
