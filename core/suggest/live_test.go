@@ -35,7 +35,14 @@ var knownFields = map[string]bool{"ts": true, "pid": true, "program": true, "op"
 // the policy's identity.
 func liveRoot(t *testing.T, policyYAML []byte) (string, string) {
 	t.Helper()
-	lower := testenv.Rootfs(t, "bookworm")
+	return liveRootOf(t, "bookworm", "amd64", policyYAML)
+}
+
+// liveRootOf is liveRoot over the cached root NAME with the glibc probe for arch (arm64: qemu-aarch64-static
+// is copied to /opt/rec/qemu-aarch64-static to run programs with).
+func liveRootOf(t *testing.T, name, arch string, policyYAML []byte) (string, string) {
+	t.Helper()
+	lower := testenv.Rootfs(t, name)
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "m")
 	for _, d := range []string{"u", "w", "m"} {
@@ -64,9 +71,24 @@ func liveRoot(t *testing.T, policyYAML []byte) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := probe.For(probe.Glibc, "amd64")
+	a, err := probe.For(probe.Glibc, arch)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if arch == "arm64" {
+		q, err := exec.LookPath("qemu-aarch64-static")
+		if err != nil {
+			t.Fatal("qemu-aarch64-static is needed (scripts/install-deps.sh installs it)")
+		}
+		b, err := os.ReadFile(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "opt/rec/qemu-aarch64-static")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	workload, err := os.ReadFile("testdata/live/workload.sh")
 	if err != nil {
@@ -110,11 +132,17 @@ func runIn(t *testing.T, dir, command string) (string, []byte) {
 // runWith runs a shell command in the root with CRS_EVENTS=sink and returns its output.
 func runWith(t *testing.T, dir, sink, command string) string {
 	t.Helper()
-	cmd := exec.Command("chroot", dir, "/bin/sh", "-c", command)
+	return runArgv(t, dir, sink, "/bin/sh", "-c", command)
+}
+
+// runArgv runs argv in the root with CRS_EVENTS=sink and returns its output.
+func runArgv(t *testing.T, dir, sink string, argv ...string) string {
+	t.Helper()
+	cmd := exec.Command("chroot", append([]string{dir}, argv...)...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/root", "LANG=C", "CRS_EVENTS=" + sink}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("chroot %s %q: %v\n%s", dir, command, err, out)
+		t.Fatalf("chroot %s %q: %v\n%s", dir, argv, err, out)
 	}
 	return string(out)
 }
@@ -280,5 +308,75 @@ func TestTailUnixLive(t *testing.T) {
 	}
 	if !contains(seen, "/usr/bin/cat read /etc/debian_version allow ") {
 		t.Errorf("events received: %q", seen)
+	}
+}
+
+// recordedArm64 is a stream recorded from perl on Debian bookworm arm64 under the arm64 probe (qemu-user):
+// its syscall numbers are aarch64's.
+const recordedArm64 = "../events/testdata/recorded/bookworm-arm64-audit.jsonl"
+
+// TestRecordArm64Live records perl on arm64 (under qemu-aarch64-static: one process, no child execs) and
+// learns from it with --arch arm64: syscall 278 is getrandom there (318 on x86_64), and the suggestion
+// replays with the aarch64 numbering.
+func TestRecordArm64Live(t *testing.T) {
+	learn, err := os.ReadFile("testdata/live/learn.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, sha := liveRootOf(t, "bookworm-arm64", "arm64", learn)
+	out := runArgv(t, dir, "file:/tmp/events.jsonl", "/opt/rec/qemu-aarch64-static", "/usr/bin/perl", "-e",
+		`open(my $f, "<", "/etc/debian_version") or die; syscall(278, my $b = "\0" x 8, 8, 0) >= 0 or die "getrandom: $!"; print "ok\n"`)
+	if strings.TrimSpace(out) != "ok" {
+		t.Fatalf("perl under qemu: %s", out)
+	}
+	stream, err := os.ReadFile(filepath.Join(dir, "tmp", "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := shape(t, stream)
+	for _, want := range []string{"/usr/bin/perl syscall 278 allow  audit", "/usr/bin/perl read /etc/debian_version allow  audit"} {
+		if !contains(got, want) {
+			t.Errorf("the arm64 stream lacks %q: %q", want, got)
+		}
+	}
+	if !bytes.Contains(stream, []byte(`"policy":"`+sha+`"`)) {
+		t.Errorf("policy identity %s not in the stream", sha)
+	}
+	if *update {
+		if err := os.WriteFile(recordedArm64, stream, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed, err := os.ReadFile(recordedArm64)
+	if err != nil {
+		t.Fatalf("%v (run with -update to record it)", err)
+	}
+	if c := shape(t, committed); strings.Join(c, "\n") != strings.Join(got, "\n") {
+		t.Errorf("the live arm64 stream differs from %s (re-record with -update):\nlive:\n%s\ncommitted:\n%s",
+			recordedArm64, strings.Join(got, "\n"), strings.Join(c, "\n"))
+	}
+
+	o := NewObserved("arm64")
+	if _, err := events.ReadAll(bytes.NewReader(committed), "arm64", o.Add); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Suggest(o, Options{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(s.YAML, []byte("- getrandom")) {
+		t.Errorf("syscall 278 on arm64 is not learned as getrandom:\n%s", s.YAML)
+	}
+	c := compile(t, "arm64.yaml", s.YAML)
+	_, err = events.ReadAll(bytes.NewReader(committed), "arm64", func(e *events.Event) error {
+		for _, q := range Requests(e, "arm64") {
+			if ok, d := allowedBy(c, q); !ok {
+				return fmt.Errorf("%s %s denied (rule %q)", e.Op, e.Subject(), d.RuleName)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("replaying the arm64 stream: %v", err)
 	}
 }
