@@ -116,6 +116,7 @@ func TestDifferentialDecide(t *testing.T) {
 	}
 	dir := t.TempDir()
 	total := 0
+	matched := map[Category]int{} // requests decided by a rule (not a default), per category
 	for _, pl := range pols {
 		p, fs := Parse(pl.name, pl.yaml)
 		if HasErrors(fs) {
@@ -153,6 +154,9 @@ func TestDifferentialDecide(t *testing.T) {
 				t.Fatalf("%s: request %q: %v", pl.name, reqs[i], err)
 			}
 			d := c.Decide(q)
+			if d.Rule >= 0 {
+				matched[q.Category]++
+			}
 			want := fmt.Sprintf("%s\t%d", d.Action, d.Rule)
 			if sc.Text() != want {
 				fails++
@@ -172,7 +176,12 @@ func TestDifferentialDecide(t *testing.T) {
 	if total < len(pols)*(*diffRequests)/2 {
 		t.Fatalf("only %d requests compared", total)
 	}
-	t.Logf("%d policies, %d requests: Go and C agree", len(pols), total)
+	for _, cat := range []Category{File, Network, Exec, Syscall} {
+		if matched[cat] < total/50 {
+			t.Errorf("only %d of %d requests were decided by a %s rule: the generator misses the rules", matched[cat], total, cat)
+		}
+	}
+	t.Logf("%d policies, %d requests (decided by a rule: %v): Go and C agree", len(pols), total, matched)
 }
 
 // ---- the generator ----
@@ -359,7 +368,7 @@ func instantiate(rng *rand.Rand, g string) string {
 }
 
 func requestsFor(rng *rand.Rand, p *Policy, n int) []string {
-	var globs, unix []string
+	var globs, unix, sysnames []string
 	var prefixes []netip.Prefix
 	for _, r := range p.Rules {
 		switch {
@@ -369,6 +378,7 @@ func requestsFor(rng *rand.Rand, p *Policy, n int) []string {
 			globs = append(globs, r.Paths...)
 		}
 		prefixes = append(prefixes, r.Prefixes...)
+		sysnames = append(sysnames, r.Syscalls...)
 	}
 	subjectPath := func(from []string) string {
 		switch {
@@ -414,6 +424,9 @@ func requestsFor(rng *rand.Rand, p *Policy, n int) []string {
 			nr := rng.IntN(470)
 			if rng.IntN(2) == 0 {
 				e := pick(rng, syscallTable)
+				if len(sysnames) > 0 && rng.IntN(2) == 0 {
+					e, _ = lookupSyscall(pick(rng, sysnames))
+				}
 				nr = e.X86_64
 				if nr < 0 {
 					nr = e.Aarch64
