@@ -443,13 +443,26 @@ func TestJenkins(t *testing.T) {
 	}
 }
 
+func TestGitHubWithoutOutputsFile(t *testing.T) {
+	var out bytes.Buffer
+	err := New(Options{Getenv: env(map[string]string{"GITHUB_ACTIONS": "true"}), Out: &out}).
+		Publish(Result{Report: incompatibleImage(), Err: exitcode.Rejectedf("x")})
+	if err != nil {
+		t.Fatalf("a missing GITHUB_OUTPUT must not turn a verdict into a tool error: %v", err)
+	}
+	for _, w := range []string{"::warning::crs-ci: GITHUB_OUTPUT is not set", "::error title=crs-ci C020 (linux/amd64)::"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("stdout lacks %q:\n%s", w, out.String())
+		}
+	}
+}
+
 func TestWriteFailuresAreErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
 	}{
-		{"GITHUB_OUTPUT unset", map[string]string{"GITHUB_ACTIONS": "true"}},
 		{"GITHUB_OUTPUT is a directory", map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": dir}},
 		{"Azure temp dir missing", map[string]string{"TF_BUILD": "True", "AGENT_TEMPDIRECTORY": filepath.Join(dir, "nope")}},
 	} {

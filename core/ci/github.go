@@ -6,7 +6,6 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/crs-ci/crs-ci/core/exitcode"
 	"github.com/crs-ci/crs-ci/core/report"
 )
 
@@ -20,11 +19,14 @@ func (p *Publisher) github() *githubactions.Action {
 func (p *Publisher) publishGitHub(res Result) error {
 	gh := p.github()
 	if p.getenv("GITHUB_OUTPUT") == "" {
-		return exitcode.Operationalf("publishing GitHub step outputs: GITHUB_OUTPUT is not set (is this a GitHub Actions step?)")
-	}
-	outs := res.Outputs()
-	for _, k := range sortedKeys(outs) {
-		gh.SetOutput(k, outs[k])
+		// A container started from a step (docker run -e GITHUB_ACTIONS ...) has no outputs file:
+		// say so, and still annotate.
+		gh.Warningf("crs-ci: GITHUB_OUTPUT is not set, so no step outputs were written (pass --ci none outside a step)")
+	} else {
+		outs := res.Outputs()
+		for _, k := range sortedKeys(outs) {
+			gh.SetOutput(k, outs[k])
+		}
 	}
 	root := p.getenv("GITHUB_WORKSPACE")
 	for _, f := range findings(res.Report) {
