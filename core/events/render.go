@@ -114,7 +114,7 @@ func inputNote(s *Summary) string {
 
 func renderText(w io.Writer, s *Summary, opt RenderOptions) error {
 	ew := &errWriter{w: w}
-	ew.printf("%d events", s.Events)
+	ew.printf("%s", plural(s.Events, "event"))
 	if s.Events > 0 {
 		ew.printf(" from %s to %s", fmtTime(s.First), fmtTime(s.Last))
 	}
@@ -126,7 +126,7 @@ func renderText(w io.Writer, s *Summary, opt RenderOptions) error {
 		ew.printf("WARNING: the probe dropped %d events it could not write: this summary is incomplete\n", s.Dropped)
 	}
 	for _, b := range s.Errors.Top(opt.Top) {
-		ew.printf("PROBE ERROR: %s: %d events, first %s\n", b.Key, b.Count, fmtTime(b.First))
+		ew.printf("PROBE ERROR: %s: %s, first %s\n", b.Key, plural(b.Count, "event"), fmtTime(b.First))
 	}
 	if s.Truncated > 0 {
 		ew.printf("note: %d events have a field the probe cut short\n", s.Truncated)
@@ -146,7 +146,7 @@ func renderText(w io.Writer, s *Summary, opt RenderOptions) error {
 		if sec.g.Total == 0 && sec.g != s.WouldDeny {
 			continue
 		}
-		ew.printf("\n%s: %d events\n", sec.title, sec.g.Total)
+		ew.printf("\n%s: %s\n", sec.title, plural(sec.g.Total, "event"))
 		list := sec.g.List()
 		if len(list) == 0 {
 			continue
@@ -196,7 +196,7 @@ func mdEscape(s string) string {
 func renderMarkdown(w io.Writer, s *Summary, opt RenderOptions) error {
 	ew := &errWriter{w: w}
 	ew.printf("### crs-ci runtime events\n\n")
-	ew.printf("**%d events**", s.Events)
+	ew.printf("**%s**", plural(s.Events, "event"))
 	if s.Events > 0 {
 		ew.printf(" from %s to %s", fmtTime(s.First), fmtTime(s.Last))
 	}
@@ -206,7 +206,7 @@ func renderMarkdown(w io.Writer, s *Summary, opt RenderOptions) error {
 		ew.printf("> Input: %s\n\n", mdEscape(n))
 	}
 	for _, b := range s.Errors.Top(opt.Top) {
-		ew.printf("> [!CAUTION]\n> Probe error: %s — %d events, first %s\n\n", mdEscape(b.Key), b.Count, fmtTime(b.First))
+		ew.printf("> [!CAUTION]\n> Probe error: %s — %s, first %s\n\n", mdEscape(b.Key), plural(b.Count, "event"), fmtTime(b.First))
 	}
 	if s.Dropped > 0 {
 		ew.printf("> [!WARNING]\n> The probe dropped %d events it could not write: this summary is incomplete.\n\n", s.Dropped)
@@ -223,7 +223,7 @@ func renderMarkdown(w io.Writer, s *Summary, opt RenderOptions) error {
 		if sec.g.Total == 0 {
 			continue
 		}
-		ew.printf("#### %s: %d events\n\n", sec.title, sec.g.Total)
+		ew.printf("#### %s: %s\n\n", sec.title, plural(sec.g.Total, "event"))
 		ew.printf("| count | program | op | subject | rule | first | last |\n|---:|---|---|---|---|---|---|\n")
 		list := sec.g.List()
 		for i, g := range list {
@@ -280,3 +280,11 @@ func (e *errWriter) Write(p []byte) (int, error) {
 }
 
 func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
+
+// plural writes "1 event", "2 events".
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

@@ -44,7 +44,7 @@ func TestEventsSummarize(t *testing.T) {
 		{"stdin with other log lines", []string{"-"}, stdinData, 0, []string{"6 events", "4 non-event lines skipped", "3 malformed lines", "dropped 17 events"}},
 		{"several files, flags after them", []string{auditWeb, recordedEv, "--format", "json"}, nil, 0, []string{`"schemaVersion": 1`, both}},
 		{"fail on deny", []string{"--fail-on-deny", auditWeb}, nil, exitcode.Rejected, []string{"3 events were denied or would have been denied"}},
-		{"no deny, no failure", []string{"--fail-on-deny", "-"}, []byte(`{"pid":1,"program":"/p","op":"read","path":"/a","action":"allow","rule":"","mode":"audit","policy":"p"}` + "\n"), 0, []string{"1 events"}},
+		{"no deny, no failure", []string{"--fail-on-deny", "-"}, []byte(`{"pid":1,"program":"/p","op":"read","path":"/a","action":"allow","rule":"","mode":"audit","policy":"p"}` + "\n"), 0, []string{"1 event "}},
 		{"no files", nil, nil, exitcode.Usage, []string{"name event files"}},
 		{"bad format", []string{"--format", "xml", auditWeb}, nil, exitcode.Usage, []string{`--format "xml"`}},
 		{"missing file", []string{"/nonexistent/events.log"}, nil, exitcode.Operational, []string{"reading events: open /nonexistent/events.log"}},
