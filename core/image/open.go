@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -227,11 +228,26 @@ func openDockerArchive(r Reference) (opened, error) {
 		}
 		tag = &t
 	}
-	img, err := tarball.Image(func() (io.ReadCloser, error) { return os.Open(r.Name) }, tag)
+	opener := func() (io.ReadCloser, error) { return os.Open(r.Name) }
+	m, err := tarball.LoadManifest(opener)
 	if err != nil {
-		msg := err.Error()
-		if tag == nil && strings.Contains(msg, "single image") {
-			return opened{}, exitcode.Usagef("docker archive %s holds several images: name one as docker-archive:%s:REPO:TAG (%v)", r.Name, r.Name, err)
+		return opened{}, exitcode.Operationalf("reading docker archive %s: manifest.json: %w", r.Name, err)
+	}
+	var tags []string
+	for _, d := range m {
+		tags = append(tags, d.RepoTags...)
+	}
+	sort.Strings(tags)
+	switch {
+	case len(m) == 0:
+		return opened{}, exitcode.Operationalf("docker archive %s holds no image", r.Name)
+	case tag == nil && len(m) > 1:
+		return opened{}, exitcode.Usagef("docker archive %s holds %d images: name one as docker-archive:%s:REPO:TAG (tags: %s)", r.Name, len(m), r.Name, strings.Join(tags, ", "))
+	}
+	img, err := tarball.Image(opener, tag)
+	if err != nil {
+		if tag != nil && strings.Contains(err.Error(), "tag") {
+			return opened{}, exitcode.Usagef("docker archive %s has no image tagged %s (tags: %s)", r.Name, r.Tag, strings.Join(tags, ", "))
 		}
 		return opened{}, exitcode.Operationalf("reading docker archive %s: %w", r.Name, err)
 	}

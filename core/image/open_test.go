@@ -12,9 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/crs-ci/crs-ci/core/exitcode"
@@ -246,6 +248,12 @@ func TestOpenArchives(t *testing.T) {
 	gzFile := filepath.Join(dir, "app.oci.tar.gz")
 	raw, _ := os.ReadFile(filepath.Join(dir, "app.oci.tar"))
 	os.WriteFile(gzFile, gz(raw), 0o644)
+	two := filepath.Join(dir, "two.docker.tar")
+	ta, _ := name.NewTag("example.com/a:1")
+	tb, _ := name.NewTag("example.com/b:1")
+	if err := tarball.MultiRefWriteToFile(two, map[name.Reference]v1.Image{ta: img, tb: tinyImage(t, arm64)}); err != nil {
+		t.Fatal(err)
+	}
 	notTar := filepath.Join(dir, "not.tar")
 	os.WriteFile(notTar, []byte(strings.Repeat("x", 2000)), 0o644)
 	for _, tt := range []struct{ ref, msg string }{
@@ -254,12 +262,18 @@ func TestOpenArchives(t *testing.T) {
 		{"oci-archive:" + filepath.Join(dir, "app.docker.tar"), "has no index.json"},
 		{"oci-archive:" + filepath.Join(dir, "app.oci.tar") + ":other", `no manifest named "other" (ref names: app)`},
 		{"docker-archive:" + notTar, "reading docker archive"},
-		{"docker-archive:" + filepath.Join(dir, "app.docker.tar") + ":registry.example.com/other:2", "reading docker archive"},
+		{"docker-archive:" + filepath.Join(dir, "app.docker.tar") + ":registry.example.com/other:2", "has no image tagged registry.example.com/other:2 (tags: registry.example.com/app:1.0)"},
+		{"docker-archive:" + two, "holds 2 images: name one as docker-archive:" + two + ":REPO:TAG (tags: example.com/a:1, example.com/b:1)"},
 	} {
 		_, err := image.Open(context.Background(), tt.ref, image.Options{})
 		if err == nil || exitcode.Of(err) == exitcode.OK || !strings.Contains(err.Error(), tt.msg) {
 			t.Errorf("Open(%s): %v; want an error containing %q", tt.ref, err, tt.msg)
 		}
+	}
+	// The image named in a two-image archive opens.
+	src, err := image.Open(context.Background(), "docker-archive:"+two+":example.com/b:1", image.Options{Platform: "all"})
+	if err != nil || src.Images[0].Platform.String() != "linux/arm64" {
+		t.Errorf("docker-archive:%s:example.com/b:1 = %+v, %v", two, src, err)
 	}
 }
 
