@@ -32,6 +32,8 @@ int main(int argc, char **argv)
 	const char *why;
 	if (crs_policy_load(&p, buf, len, &why))
 		return fprintf(stderr, "%s: %s\n", argv[1], why), 3;
+	if (!getenv("CRS_HARNESS_NOINDEX"))
+		crs_policy_index(&p, calloc(1, crs_policy_index_size(&p) + 8));
 	struct crs_request q = {.category = CRS_CAT_FILE, .op = CRS_OP_READ, .access = CRS_ACC_READ,
 				.path = argv[2], .program = "/usr/bin/cat"};
 	struct crs_decision d = {0};

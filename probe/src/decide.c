@@ -38,6 +38,7 @@ int crs_policy_load(struct crs_policy *p, const uint8_t *b, size_t len, const ch
 {
 	static const char magic[8] = {'C', 'R', 'S', 'C', 'I', 'P', 'O', 'L'};
 	*why = 0;
+	p->keys[0] = p->keys[1] = 0;
 	if (len < CRS_HEADER_SIZE + 96 || len > 0xFFFFFFFFu)
 		return *why = "file too small or too large for a compiled policy", -1;
 	for (int i = 0; i < 8; i++)
@@ -278,6 +279,92 @@ static int startcmp(const char *k, const char *prefix, size_t n)
 /* lookup finds the smallest matching rule index for r->path. The prefixes of the path that end in '/' are
  * each a prefix of the next, so the keys starting with the next one lie inside the range of keys starting
  * with this one: the range narrows at every step and the walk stops as soon as it is empty. */
+/* ---- key hash tables ---- */
+
+#define FNV_OFFSET 2166136261u
+#define FNV_PRIME 16777619u
+
+static const char *key_at(const struct crs_policy *p, const uint8_t *idx, uint32_t i)
+{
+	return str(p, crs_le32(idx + (size_t)i * IDX_SIZE));
+}
+
+static uint32_t distinct_keys(const struct crs_policy *p, const uint8_t *idx, uint32_t n)
+{
+	uint32_t d = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (i == 0 || !crs_streq(key_at(p, idx, i), key_at(p, idx, i - 1)))
+			d++;
+	return d;
+}
+
+static uint32_t table_slots(uint32_t keys)
+{
+	uint32_t s = 8;
+	while (s < 2 * keys)
+		s <<= 1;
+	return s;
+}
+
+size_t crs_policy_index_size(const struct crs_policy *p)
+{
+	return (table_slots(distinct_keys(p, p->fileidx, p->nfile)) +
+		table_slots(distinct_keys(p, p->execidx, p->nexec))) *
+	       sizeof(struct crs_keyslot);
+}
+
+void crs_policy_index(struct crs_policy *p, void *mem)
+{
+	struct crs_keyslot *slots = mem;
+	const uint8_t *idx[2] = {p->fileidx, p->execidx};
+	uint32_t n[2] = {p->nfile, p->nexec};
+	for (int t = 0; t < 2; t++) {
+		uint32_t size = table_slots(distinct_keys(p, idx[t], n[t]));
+		p->keys[t] = slots;
+		p->keymask[t] = size - 1;
+		for (uint32_t i = 0; i < n[t];) {
+			const char *k = key_at(p, idx[t], i);
+			uint32_t j = i;
+			while (j < n[t] && crs_streq(key_at(p, idx[t], j), k))
+				j++;
+			uint32_t h = FNV_OFFSET, len = 0;
+			for (; k[len]; len++)
+				h = (h ^ (uint8_t)k[len]) * FNV_PRIME;
+			uint32_t s = h & (size - 1);
+			while (slots[s].key)
+				s = (s + 1) & (size - 1);
+			slots[s] = (struct crs_keyslot){h, i, j - i, len, k};
+			i = j;
+		}
+		slots += size;
+	}
+}
+
+/* scan_key decides among the entries of one key (sorted by rule index): the first that matches wins. */
+static int32_t scan_key(const struct crs_policy *p, const uint8_t *idx, uint32_t first, uint32_t count,
+			size_t plen, const struct crs_request *r, int32_t best);
+
+static int32_t lookup_hashed(const struct crs_policy *p, int t, const uint8_t *idx, const struct crs_request *r)
+{
+	const struct crs_keyslot *slots = p->keys[t];
+	uint32_t mask = p->keymask[t], h = FNV_OFFSET;
+	const char *path = r->path;
+	int32_t best = -1;
+	for (size_t i = 0; path[i]; i++) {
+		h = (h ^ (uint8_t)path[i]) * FNV_PRIME;
+		if (path[i] != '/')
+			continue;
+		for (uint32_t s = h & mask; slots[s].key; s = (s + 1) & mask) {
+			const struct crs_keyslot *k = &slots[s];
+			if (k->hash != h || k->keylen != i + 1 || !crs_strneq(k->key, path, i + 1))
+				continue;
+			best = scan_key(p, idx, k->first, k->count, i + 1, r, best);
+			break;
+		}
+	}
+	return best;
+}
+
 static int32_t lookup(const struct crs_policy *p, const uint8_t *idx, uint32_t n, const struct crs_request *r)
 {
 	const char *path = r->path;
@@ -313,31 +400,38 @@ static int32_t lookup(const struct crs_policy *p, const uint8_t *idx, uint32_t n
 	scan:
 		done = plen;
 		/* the keys equal to the prefix come first in the range */
-		for (uint32_t k = lo; k < hi; k++) {
-			const uint8_t *e = idx + (size_t)k * IDX_SIZE;
-			if (str(p, crs_le32(e))[plen] != 0)
-				break; /* longer than the prefix (it starts with it: it is in the range) */
-			uint32_t ri = crs_le32(e + 8);
-			if (best >= 0 && ri >= (uint32_t)best)
-				break; /* entries of one key are sorted by rule index */
-			const uint8_t *ru = rule(p, ri);
-			if (r->category == CRS_CAT_FILE && !(ru[R_MASK] & r->access))
-				continue;
-			/* the pattern starts with its key, which equals path[0, plen): match only the rest, unless the
-			 * key holds a backslash (an escape in the glob, a byte in the key) */
-			const char *pat = str(p, crs_le32(e + 4));
-			int hit;
-			if (crs_le32(e + 12) & 1)
-				hit = crs_streq(pat + plen, path + plen);
-			else if (has_backslash(pat, plen))
-				hit = crs_glob(pat, path);
-			else
-				hit = glob(pat, pat + plen, path + plen);
-			if (hit && program_ok(p, ru, r->program)) {
-				best = (int32_t)ri;
-				break;
-			}
-		}
+		uint32_t k = lo;
+		while (k < hi && str(p, crs_le32(idx + (size_t)k * IDX_SIZE))[plen] == 0)
+			k++; /* longer keys start with the prefix too (they are in the range): stop at the first */
+		best = scan_key(p, idx, lo, k - lo, plen, r, best);
+	}
+	return best;
+}
+
+static int32_t scan_key(const struct crs_policy *p, const uint8_t *idx, uint32_t first, uint32_t count,
+			size_t plen, const struct crs_request *r, int32_t best)
+{
+	const char *path = r->path;
+	for (uint32_t k = first; k < first + count; k++) {
+		const uint8_t *e = idx + (size_t)k * IDX_SIZE;
+		uint32_t ri = crs_le32(e + 8);
+		if (best >= 0 && ri >= (uint32_t)best)
+			break; /* entries of one key are sorted by rule index */
+		const uint8_t *ru = rule(p, ri);
+		if (r->category == CRS_CAT_FILE && !(ru[R_MASK] & r->access))
+			continue;
+		/* the pattern starts with its key, which equals path[0, plen): match only the rest, unless the key
+		 * holds a backslash (an escape in the glob, a byte in the key) */
+		const char *pat = str(p, crs_le32(e + 4));
+		int hit;
+		if (crs_le32(e + 12) & 1)
+			hit = crs_streq(pat + plen, path + plen);
+		else if (has_backslash(pat, plen))
+			hit = crs_glob(pat, path);
+		else
+			hit = glob(pat, pat + plen, path + plen);
+		if (hit && program_ok(p, ru, r->program))
+			return (int32_t)ri;
 	}
 	return best;
 }
@@ -407,10 +501,10 @@ void crs_decide(const struct crs_policy *p, const struct crs_request *r, struct 
 	int32_t best = -1;
 	switch (r->category) {
 	case CRS_CAT_FILE:
-		best = lookup(p, p->fileidx, p->nfile, r);
+		best = p->keys[0] ? lookup_hashed(p, 0, p->fileidx, r) : lookup(p, p->fileidx, p->nfile, r);
 		break;
 	case CRS_CAT_EXEC:
-		best = lookup(p, p->execidx, p->nexec, r);
+		best = p->keys[1] ? lookup_hashed(p, 1, p->execidx, r) : lookup(p, p->execidx, p->nexec, r);
 		break;
 	case CRS_CAT_NET:
 	case CRS_CAT_SYSCALL:

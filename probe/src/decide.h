@@ -45,6 +45,15 @@ struct crs_policy {
 	const uint8_t *cidrs, *ports;
 	uint32_t strsize;
 	const char *strs;
+	/* optional hash tables of the path index keys (crs_policy_index); NULL: binary search */
+	struct crs_keyslot *keys[2]; /* [0] file index, [1] exec index */
+	uint32_t keymask[2];
+};
+
+/* A hash table slot: one distinct key of a path index and its run of entries. */
+struct crs_keyslot {
+	uint32_t hash, first, count, keylen;
+	const char *key; /* NULL: empty slot */
 };
 
 /* A request. For file and exec: path. For network: either unix_path (may be NULL for an unnamed socket) or
@@ -65,6 +74,13 @@ struct crs_decision {
 /* crs_policy_load verifies buf (magic, version, sizes, hash, every offset, count and string ref) and fills p.
  * It returns 0, or -1 with *why set to a constant message. */
 int crs_policy_load(struct crs_policy *p, const uint8_t *buf, size_t len, const char **why);
+
+/* crs_policy_index_size returns the bytes crs_policy_index needs for p's key tables. */
+size_t crs_policy_index_size(const struct crs_policy *p);
+
+/* crs_policy_index builds hash tables of the distinct index keys in mem (zeroed, crs_policy_index_size bytes,
+ * 8-byte aligned), so a lookup costs one probe per path component instead of binary searches. */
+void crs_policy_index(struct crs_policy *p, void *mem);
 
 void crs_decide(const struct crs_policy *p, const struct crs_request *r, struct crs_decision *d);
 

@@ -55,6 +55,13 @@ static void load_policy(void)
 		crs_probe_error("policy", why);
 		return;
 	}
+	/* the key hash tables: one probe per path component instead of binary searches (fall back if no memory) */
+	size_t isz = crs_policy_index_size(&crs.pol);
+	long im = crs_sys6(SYS_mmap, 0, isz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!(im < 0 && im > -4096)) {
+		crs_policy_index(&crs.pol, (void *)im);
+		crs_sys3(SYS_mprotect, im, isz, PROT_READ);
+	}
 	crs.have_policy = 1;
 	crs.mode = crs.pol.mode;
 	crs.active = crs.pol.mode != CRS_MODE_OFF;

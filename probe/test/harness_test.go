@@ -32,10 +32,6 @@ func TestDecideAgreesWithGo(t *testing.T) {
 	}
 	writeFile(t, pol, bin)
 
-	type req struct {
-		line string
-		q    policy.Request
-	}
 	var reqs []req
 	file := func(p, acc, prog string) {
 		a := map[string]uint8{"read": policy.AccessRead, "write": policy.AccessWrite, "rw": policy.AccessRead | policy.AccessWrite}[acc]
@@ -92,18 +88,36 @@ func TestDecideAgreesWithGo(t *testing.T) {
 		execReq(sb.String())
 	}
 
-	cmd := exec.Command(harness, pol)
 	var in strings.Builder
 	for _, r := range reqs {
 		in.WriteString(r.line + "\n")
 	}
-	cmd.Stdin = strings.NewReader(in.String())
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("harness: %v", err)
+	// with the key hash tables (as the probe runs) and with the binary search (the fallback)
+	for _, env := range []string{"", "CRS_HARNESS_NOINDEX=1"} {
+		t.Run("index"+map[string]string{"": "=hash", "CRS_HARNESS_NOINDEX=1": "=binary-search"}[env], func(t *testing.T) {
+			cmd := exec.Command(harness, pol)
+			if env != "" {
+				cmd.Env = append(cmd.Environ(), env)
+			}
+			cmd.Stdin = strings.NewReader(in.String())
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("harness: %v", err)
+			}
+			compareAnswers(t, string(out), reqs, c)
+		})
 	}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	i, bad := 0, 0
+}
+
+type req struct {
+	line string
+	q    policy.Request
+}
+
+func compareAnswers(t *testing.T, out string, reqs []req, c *policy.Compiled) {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(out))
+	i, bad, matched := 0, 0, 0
 	for sc.Scan() {
 		if i >= len(reqs) {
 			t.Fatalf("harness printed more lines than requests")
@@ -111,6 +125,9 @@ func TestDecideAgreesWithGo(t *testing.T) {
 		f := strings.Split(sc.Text(), "\t")
 		d := c.Decide(reqs[i].q)
 		rule, _ := strconv.Atoi(f[len(f)-1])
+		if rule >= 0 {
+			matched++
+		}
 		if f[0] != d.Action.String() || rule != d.Rule {
 			bad++
 			if bad < 20 {
@@ -121,5 +138,8 @@ func TestDecideAgreesWithGo(t *testing.T) {
 	}
 	if i != len(reqs) {
 		t.Fatalf("harness answered %d of %d requests", i, len(reqs))
+	}
+	if matched < len(reqs)/4 {
+		t.Errorf("only %d of %d requests matched a rule: the corpus does not exercise the rules", matched, len(reqs))
 	}
 }
