@@ -44,6 +44,9 @@ type ScanOptions struct {
 	Parallel      int       // layers scanned at once, default GOMAXPROCS
 	// Progress, when set, gets a line per layer (its number, digest, entries and bytes read, or "cached").
 	Progress io.Writer
+	// ProgressEvery, when > 0, adds a line each time that many more uncompressed bytes of a layer are read
+	// (for terminals and long pulls; 0 keeps CI logs to a line per layer).
+	ProgressEvery int64
 }
 
 // Defaults of ScanOptions.
@@ -119,7 +122,15 @@ func Scan(ctx context.Context, img v1.Image, opts ScanOptions) (*FS, error) {
 				return
 			}
 			defer func() { <-sem }()
-			rec, cached, err := loadOrScanLayer(ctx, l, i, opts)
+			var tick func(int64)
+			if opts.Progress != nil && opts.ProgressEvery > 0 {
+				tick = func(n int64) {
+					progressMu.Lock()
+					fmt.Fprintf(opts.Progress, "layer %d/%d: %s read\n", i+1, len(layers), humanBytes(n))
+					progressMu.Unlock()
+				}
+			}
+			rec, cached, err := loadOrScanLayer(ctx, l, i, opts, tick)
 			if err != nil {
 				errs[i] = err
 				cancel()
@@ -181,7 +192,7 @@ func checkConfigDigest(img v1.Image) error {
 	return nil
 }
 
-func loadOrScanLayer(ctx context.Context, l v1.Layer, i int, opts ScanOptions) (*layerRecord, bool, error) {
+func loadOrScanLayer(ctx context.Context, l v1.Layer, i int, opts ScanOptions, tick func(int64)) (*layerRecord, bool, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return nil, false, exitcode.Operationalf("layer %d: reading its diff ID: %w", i, err)
@@ -193,7 +204,7 @@ func loadOrScanLayer(ctx context.Context, l v1.Layer, i int, opts ScanOptions) (
 			return rec, true, nil
 		}
 	}
-	rec, err := scanLayer(ctx, l, diffID, opts)
+	rec, err := scanLayer(ctx, l, diffID, opts, tick)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading layer %d (%s): %w", i, diffID, err)
 	}
@@ -211,6 +222,10 @@ type countingReader struct {
 	h     hash.Hash
 	n     int64
 	limit int64
+
+	tick  func(int64) // progress, called each time every more bytes were read
+	every int64
+	next  int64
 }
 
 var errLayerTooBig = errors.New("layer expands beyond the limit")
@@ -228,16 +243,20 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	c.h.Write(p[:n])
+	if c.tick != nil && c.n >= c.next+c.every {
+		c.next = c.n - c.n%c.every
+		c.tick(c.n)
+	}
 	return n, err
 }
 
-func scanLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, opts ScanOptions) (*layerRecord, error) {
+func scanLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, opts ScanOptions, tick func(int64)) (*layerRecord, error) {
 	rc, err := openUncompressed(l)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	cr := &countingReader{ctx: ctx, r: rc, h: sha256.New(), limit: opts.MaxLayerBytes}
+	cr := &countingReader{ctx: ctx, r: rc, h: sha256.New(), limit: opts.MaxLayerBytes, tick: tick, every: opts.ProgressEvery}
 	rec, err := readTar(cr, opts)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package image_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -349,5 +350,23 @@ func TestScanRejectsBadWhiteouts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "a whiteout must name an entry") || exitcode.Of(err) != exitcode.Operational {
 			t.Errorf("whiteout %q: %v", name, err)
 		}
+	}
+}
+
+func TestScanProgress(t *testing.T) {
+	img := imageOf(t, []testenv.File{testenv.Reg("/big", bytes.Repeat([]byte("x"), 10000))}, []testenv.File{testenv.Reg("/small", nil)})
+	var quiet, chatty bytes.Buffer
+	if _, err := image.Scan(context.Background(), img, image.ScanOptions{Progress: &quiet, Parallel: 1}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(quiet.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "layer 1/2 sha256:") || !strings.Contains(lines[0], "1 entries, 11.") || !strings.HasPrefix(lines[1], "layer 2/2 ") {
+		t.Errorf("progress, a line per layer:\n%s", quiet.String())
+	}
+	if _, err := image.Scan(context.Background(), img, image.ScanOptions{Progress: &chatty, ProgressEvery: 4096}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(chatty.String(), "layer 1/2: "); n < 1 || n > 2 || strings.Contains(chatty.String(), "layer 2/2: ") {
+		t.Errorf("progress every 4096 bytes of an 11.5 KiB layer: %d lines\n%s", n, chatty.String())
 	}
 }
