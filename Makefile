@@ -48,3 +48,8 @@ test-probe: ## probe tests: gate, reproducibility, real programs in real root fi
 .PHONY: test-shims
 test-shims: build ## CI shim tests: GitHub Action, Azure DevOps task, Jenkins library, pre-push hook
 	scripts/test-shims.sh
+
+# ---- truth matrix: check's verdict vs the probe at runtime (core/internal/matrix; also run by test-go) ----
+.PHONY: matrix
+matrix: deps build ## the truth matrix on every image kind; writes docs/matrix.md
+	scripts/matrix.sh

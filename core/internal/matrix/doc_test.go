@@ -41,7 +41,9 @@ really would not? For every image kind below, the test run that wrote this page:
    (`+"`/srv/public/watched`"+`) and a process tree four levels deep whose leaf reads the secret;
 4. ran the same unpacked image again without the probe (control: nothing may be enforced then).
 
-**loaded**: the probe was mapped in the entrypoint's processes (/proc/self/maps) or wrote events.
+**loaded**: the probe was mapped into the image's process that read /proc/self/maps (cat started by the
+entrypoint's bash; the C and Go entrypoints themselves); where a process cannot read its own maps (under
+qemu-user), the probe's events carrying the policy's sha256 tell.
 **enforced**: every step failed or succeeded as the policy says (denials with EACCES/EPERM, the allowed read
 intact) and the probe wrote each deny/alert event with the policy's sha256, from at least two processes of
 the tree. The run fails when a compatible image is not loaded and enforced, or an incompatible one is.

@@ -113,7 +113,7 @@ type event struct {
 // outcome is what happened when the image's entrypoint ran.
 type outcome struct {
 	Started  bool // the entrypoint ran and printed its first line
-	Loaded   bool // the probe was mapped into the entrypoint's processes, or wrote events
+	Loaded   bool // the probe was mapped into the process of the image that read /proc/self/maps
 	Enforced bool // every step of the scenario was decided as the policy says, with its event
 	Steps    map[string]step
 	Events   []event
@@ -222,10 +222,16 @@ func (o *outcome) judge(pol string) {
 	if !o.Started {
 		return
 	}
+	// Loaded: mapped into the image's own process reading /proc/self/maps (cat started by the entrypoint's
+	// shell, or the entrypoint itself for the C and Go scenarios). Events alone do not count: children of an
+	// unhookable entrypoint may be probed while the entrypoint is not.
+	// Where the maps cannot be read (qemu-user), the probe's own events (with this policy's id) tell.
 	o.Loaded = strings.Contains(o.Steps["maps"].Out, "probe=yes")
-	for _, e := range o.Events {
-		if e.Policy == pol {
-			o.Loaded = true
+	if strings.Contains(o.Steps["maps"].Out, "probe=unknown") {
+		for _, e := range o.Events {
+			if e.Policy == pol {
+				o.Loaded = true
+			}
 		}
 	}
 	miss := func(format string, args ...any) { o.Missing = append(o.Missing, fmt.Sprintf(format, args...)) }
