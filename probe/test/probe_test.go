@@ -215,6 +215,11 @@ func moreEntryPoints() []helperCase {
 		{name: "accept", args: []string{"accept", "0.0.0.0", "8082"}, out: "err EPERM", event: &want{Op: "bind", Addr: "127.0.0.1:8082", Rule: "no-loopback-clients-8082"}},
 		{name: "accept4", args: []string{"accept4", "0.0.0.0", "8082"}, out: "err EPERM", event: &want{Op: "bind", Addr: "127.0.0.1:8082", Rule: "no-loopback-clients-8082"}},
 		{name: "accept allowed", args: []string{"accept", "0.0.0.0", "8083"}, out: "ok 0"},
+		// failure behaviour: paths the probe cannot place are denied (fail closed)
+		{name: "path longer than the buffer", args: []string{"deep", "/tmp"}, out: "err ENAMETOOLONG depth=20",
+			event: &want{Op: "mkdir", Action: "deny", Rule: "crs-ci:unchecked-path"}},
+		{name: "unknown directory descriptor", args: []string{"openat-socket", "x"}, out: "err EACCES",
+			event: &want{Op: "read", Path: "x", Action: "deny", Rule: "crs-ci:unchecked-path"}},
 	}
 }
 

@@ -369,6 +369,27 @@ int main(int argc, char **argv)
 			return int_result(accept(s, 0, 0) < 0 ? -1 : 0);
 		return int_result(accept4(s, 0, 0, SOCK_CLOEXEC) < 0 ? -1 : 0);
 	}
+	if (!strcmp(op, "deep")) { /* mkdir+chdir 200-byte names under A until mkdir fails */
+		char name[201];
+		memset(name, 'd', 200);
+		name[200] = 0;
+		if (chdir(a) != 0)
+			return fd_result(-1);
+		for (int depth = 0; depth < 100; depth++) {
+			if (mkdir(name, 0755) != 0) {
+				printf("err %s depth=%d\n", ename(errno), depth);
+				return 0;
+			}
+			if (chdir(name) != 0)
+				return fd_result(-1);
+		}
+		printf("ok\n");
+		return 0;
+	}
+	if (!strcmp(op, "openat-socket")) { /* a directory descriptor that is not a directory of the root */
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		return fd_result(openat(s, a, O_RDONLY));
+	}
 	if (!strcmp(op, "twice")) { /* open A (denied, event dropped: no sink dir), mkdir B, open A again */
 		int r1 = open(a, O_RDONLY);
 		int e1 = errno;
