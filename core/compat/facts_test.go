@@ -205,3 +205,31 @@ func TestFactsReadError(t *testing.T) {
 		t.Errorf("short read: err = %v, want an error naming the file", err)
 	}
 }
+
+// FuzzFacts: whatever a file holds, the extractor returns facts (never an error, never a panic) when the
+// stream itself is complete. Seeds: real programs and libraries cut at many points.
+func FuzzFacts(f *testing.F) {
+	for _, name := range []string{"hello-glibc", "hello-static", "probe-glibc-amd64.so", "fakelibc.so.6"} {
+		b, err := os.ReadFile(fixture(f, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, n := range []int{4, 16, 52, 64, 120, 400, 1000, 4096, len(b) / 2, len(b)} {
+			if n <= len(b) {
+				f.Add(b[:n])
+			}
+		}
+	}
+	f.Add([]byte("#!/bin/sh\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, p := range []string{"/usr/lib/x86_64-linux-gnu/libc.so.6", "/bin/x", "/etc/ld.so.preload"} {
+			raw, err := Extractor{}.Extract(p, &tar.Header{Size: int64(len(b)), Mode: 0o755}, bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("Extract(%s): %v", p, err)
+			}
+			if DecodeFacts(raw) == nil {
+				t.Fatalf("Extract(%s) gave undecodable facts %q", p, raw)
+			}
+		}
+	})
+}
