@@ -75,6 +75,8 @@ func newTarStore(file string) (*tarStore, error) {
 		return nil, exitcode.Operationalf("reading OCI archive %s: %w", file, err)
 	}
 	st := &tarStore{file: file, files: map[string]tarSection{}}
+	clean := func(n string) string { return strings.TrimPrefix(path.Clean("/"+n), "/") }
+	links := map[string]string{} // hard links (a blob stored once under two names)
 	tr := tar.NewReader(f)
 	for {
 		hdr, err := tr.Next()
@@ -84,6 +86,9 @@ func newTarStore(file string) (*tarStore, error) {
 		if err != nil {
 			return nil, exitcode.Operationalf("reading OCI archive %s: %w", file, err)
 		}
+		if hdr.Typeflag == tar.TypeLink {
+			links[clean(hdr.Name)] = clean(hdr.Linkname)
+		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
@@ -91,8 +96,12 @@ func newTarStore(file string) (*tarStore, error) {
 		if err != nil {
 			return nil, exitcode.Operationalf("reading OCI archive %s: %w", file, err)
 		}
-		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
-		st.files[name] = tarSection{off: off, size: hdr.Size}
+		st.files[clean(hdr.Name)] = tarSection{off: off, size: hdr.Size}
+	}
+	for name, target := range links {
+		if s, ok := st.files[target]; ok {
+			st.files[name] = s
+		}
 	}
 	if _, ok := st.files["index.json"]; !ok {
 		return nil, exitcode.Operationalf("%s is not an OCI archive: it has no index.json", file)

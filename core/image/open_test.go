@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -295,5 +296,44 @@ func TestOpenLayoutIndexJSONByHand(t *testing.T) {
 	}
 	if _, err := image.Scan(context.Background(), src.Images[0].Image, image.ScanOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOCIArchiveHardLinks: an OCI archive storing one blob under two names (a hard link) opens.
+func TestOCIArchiveHardLinks(t *testing.T) {
+	img := tinyImage(t, amd64)
+	dir := t.TempDir()
+	testenv.WriteOCI(t, img, dir, "app")
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	// Rewrite the archive with the layer blob as a hard link to a copy stored under another name.
+	archive := filepath.Join(t.TempDir(), "linked.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	blob, _ := os.ReadFile(filepath.Join(dir, "blobs", "sha256", ld.Hex))
+	tw.WriteHeader(&tar.Header{Name: "extra/blob-copy", Typeflag: tar.TypeReg, Size: int64(len(blob)), Mode: 0o644})
+	tw.Write(blob)
+	filepath.WalkDir(dir, func(p string, d iofs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() || rel == filepath.Join("blobs", "sha256", ld.Hex) {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		tw.WriteHeader(&tar.Header{Name: rel, Typeflag: tar.TypeReg, Size: int64(len(b)), Mode: 0o644})
+		tw.Write(b)
+		return nil
+	})
+	tw.WriteHeader(&tar.Header{Name: "blobs/sha256/" + ld.Hex, Typeflag: tar.TypeLink, Linkname: "extra/blob-copy"})
+	tw.Close()
+	f.Close()
+	src, err := image.Open(context.Background(), "oci-archive:"+archive+":app", image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.Scan(context.Background(), src.Images[0].Image, image.ScanOptions{}); err != nil {
+		t.Errorf("Scan: %v", err)
 	}
 }
