@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -156,3 +157,57 @@ func dump(fs []report.Finding) string {
 }
 
 func globFiles(pattern string) ([]string, error) { return filepath.Glob(pattern) }
+
+// TestCodesDocumented: every code found in the corpora is in Codes, and every code in Codes is explained
+// in docs/policy-reference.md and reported by at least one corpus file or test.
+func TestCodesDocumented(t *testing.T) {
+	known := map[string]string{}
+	for _, c := range Codes {
+		known[c.Code] = c.Severity
+	}
+	seen := map[string]bool{"file-too-large": true, "empty-policy": true} // TestOversizedAndEmpty
+	for _, dir := range []string{"testdata/broken", "testdata/good"} {
+		for _, f := range corpus(t, dir) {
+			_, fs, _ := ParseFile(f)
+			for _, fd := range fs {
+				if sev, ok := known[fd.Code]; !ok || sev != fd.Severity {
+					t.Errorf("%s: code %q (%s) is not in Codes with that severity", f, fd.Code, fd.Severity)
+				}
+				seen[fd.Code] = true
+			}
+		}
+	}
+	doc, err := os.ReadFile("../../docs/policy-reference.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range Codes {
+		if !strings.Contains(string(doc), "`"+c.Code+"`") {
+			t.Errorf("docs/policy-reference.md does not explain `%s`", c.Code)
+		}
+		if !seen[c.Code] {
+			t.Errorf("no corpus file reports %s", c.Code)
+		}
+	}
+}
+
+// TestOversizedAndEmpty: files over the size cap are refused before parsing; empty files have no policy.
+func TestOversizedAndEmpty(t *testing.T) {
+	big := append([]byte("apiVersion: crs-ci/v1\n# "), bytes.Repeat([]byte("x"), MaxFileSize)...)
+	if p, fs := Parse("big.yaml", big); p != nil || len(fs) != 1 || fs[0].Code != "file-too-large" {
+		t.Fatalf("oversized: %+v", fs)
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(f, append(big, big...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, fs, err := ParseFile(f); err != nil || len(fs) != 1 || fs[0].Code != "file-too-large" {
+		t.Fatalf("oversized file: %v %+v", err, fs)
+	}
+	for _, empty := range []string{"", "# only a comment\n", "---\n"} {
+		if _, fs := Parse("e.yaml", []byte(empty)); len(fs) != 1 || fs[0].Code != "empty-policy" {
+			t.Errorf("%q: %+v", empty, fs)
+		}
+	}
+}

@@ -171,6 +171,10 @@ func (ps *parser) parse(data []byte) (p *Policy) {
 		}
 		root = root.Content[0]
 	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		ps.add(report.Error, 1, 1, "empty-policy", "start with apiVersion: crs-ci/v1 and kind: RuntimePolicy", "the file holds no YAML document")
+		return nil
+	}
 	p = &Policy{File: ps.file, Mode: ModeEnforce, LogMask: LogDeny | LogAlert, Lists: map[string]*List{}}
 	ps.p = p
 	ps.top(root)
