@@ -40,6 +40,8 @@ int crs_check_file(int op, int access, int dirfd, const char *path)
 	if (!path || !crs_ready())
 		return 0;
 	int r = crs_path(dirfd, path, buf, sizeof buf);
+	if (r == -ENOENT)
+		return 0; /* dirfd is not open: the kernel refuses the call (EBADF) */
 	if (r == -ENAMETOOLONG) /* cannot be checked: fail closed (the kernel has the same limit for one path) */
 		return crs.active ? deny_unchecked(op, path, ENAMETOOLONG) : 0;
 	if (r) /* unknown directory descriptor: the path cannot be placed, fail closed */
@@ -74,6 +76,8 @@ int crs_check_exec(int dirfd, const char *path)
 	if (!path || !crs_ready() || !crs.active)
 		return 0;
 	int r = crs_path(dirfd, path, buf, sizeof buf);
+	if (r == -ENOENT)
+		return 0;
 	if (r)
 		return deny_unchecked(CRS_OP_EXEC, path, r == -ENAMETOOLONG ? ENAMETOOLONG : EPERM);
 	return crs_check_exec_path(buf);

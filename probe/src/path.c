@@ -81,6 +81,8 @@ int crs_path(int dirfd, const char *path, char *out, size_t outsize)
 		if (out[0] != '/')
 			return -EBADF; /* "(unreachable)": the cwd lies outside our root */
 	} else {
+		if (crs_sys2(SYS_fcntl, dirfd, F_GETFD) == -EBADF)
+			return -ENOENT; /* not open: the kernel fails the call with EBADF itself */
 		int r = crs_fd_path(dirfd, out, outsize);
 		if (r)
 			return r;

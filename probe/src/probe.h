@@ -55,7 +55,8 @@ CRS_HIDDEN extern struct crs_state crs;
 CRS_HIDDEN int crs_ready(void);
 
 /* Paths: crs_path joins path with dirfd (AT_FDCWD: the working directory) and normalises it lexically into
- * out. Returns 0, -ENAMETOOLONG when the result does not fit, or -EBADF when the directory is unknown. */
+ * out. Returns 0, -ENAMETOOLONG when the result does not fit, -EBADF when the directory is unknown, or -ENOENT
+ * when dirfd is not an open descriptor (the call will fail in the kernel anyway). */
 CRS_HIDDEN int crs_path(int dirfd, const char *path, char *out, size_t outsize);
 CRS_HIDDEN int crs_fd_path(int fd, char *out, size_t outsize);
 CRS_HIDDEN const char *crs_getenv(char *const *env, const char *name);

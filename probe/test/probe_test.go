@@ -220,6 +220,7 @@ func moreEntryPoints() []helperCase {
 			event: &want{Op: "mkdir", Action: "deny", Rule: "crs-ci:unchecked-path"}},
 		{name: "unknown directory descriptor", args: []string{"openat-socket", "x"}, out: "err EACCES",
 			event: &want{Op: "read", Path: "x", Action: "deny", Rule: "crs-ci:unchecked-path"}},
+		{name: "closed directory descriptor left to the kernel", args: []string{"openat-badfd", "x"}, out: "err EBADF"},
 	}
 }
 

@@ -390,6 +390,8 @@ int main(int argc, char **argv)
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		return fd_result(openat(s, a, O_RDONLY));
 	}
+	if (!strcmp(op, "openat-badfd"))
+		return fd_result(openat(999, a, O_RDONLY));
 	if (!strcmp(op, "twice")) { /* open A (denied, event dropped: no sink dir), mkdir B, open A again */
 		int r1 = open(a, O_RDONLY);
 		int e1 = errno;
