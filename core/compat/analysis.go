@@ -126,7 +126,11 @@ func (a *analysis) entrypoint() (family, loader string) {
 		switch {
 		case facts == nil:
 			ep.Kind = KindNotProgram
-			a.add(CodeEntrypointNotExec, report.Error, p, "the program is too large to analyse", "")
+			msg := fmt.Sprintf("%s was not analysed", p)
+			if e.TooLarge {
+				msg = fmt.Sprintf("%s (%d bytes) is larger than the %d bytes crs-ci reads from one file: it was not analysed", p, e.Size, image.DefaultMaxFileSize)
+			}
+			a.add(CodeEntrypointNotExec, report.Error, p, msg, "")
 			return "", ""
 		case facts.Kind == KindScript:
 			next, ok := a.interpreter(p, facts.Shebang, cur.args)

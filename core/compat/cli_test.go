@@ -315,7 +315,7 @@ func TestCheckCLIHostile(t *testing.T) {
 }
 
 // bombImage is the musl image with one more layer holding a 1 GiB executable file of zeros (1 MiB
-// compressed) and a 300 MiB file that starts like an ELF program: neither may be held in memory.
+// compressed) and a 100 MiB ELF program (analysed from its headers and a streamed search): neither may be held in memory.
 func bombImage(t *testing.T, dir string) string {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
@@ -325,10 +325,10 @@ func bombImage(t *testing.T, dir string) string {
 	for i := 0; i < 1<<10; i++ {
 		tw.Write(zero)
 	}
-	tw.WriteHeader(&tar.Header{Name: "usr/bin/bigelf", Typeflag: tar.TypeReg, Size: 300 << 20, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "usr/bin/bigelf", Typeflag: tar.TypeReg, Size: 100 << 20, Mode: 0o755})
 	hello := readFixture(t, "hello-glibc")
 	tw.Write(hello)
-	left := int64(300<<20) - int64(len(hello))
+	left := int64(100<<20) - int64(len(hello))
 	for left > 0 {
 		n := min(left, int64(len(zero)))
 		tw.Write(zero[:n])
