@@ -14,7 +14,8 @@ import (
 )
 
 // The per-layer cache keeps what a layer contributes to the merged filesystem (entries, whiteouts, opaque
-// directories and the Extractor's facts) in one file per (layer diff ID, Extractor.ID, MaxFileSize).
+// directories and the Extractor's facts) in one file per (layer digest and diff ID, Extractor.ID,
+// MaxFileSize).
 // A file is written to a temporary name and renamed, so readers never see half of one; it ends with the
 // sha256 of its content, so a damaged file is detected, ignored and rewritten.
 
@@ -23,12 +24,16 @@ const (
 	cacheVersion = "crs-ci layer cache v1"
 )
 
-func cacheKey(diffID v1.Hash, opts ScanOptions) string {
+// cacheKey names the cache file of a layer. It covers the layer digest (the compressed blob, when the layer
+// has one stored) and the diff ID, so an image whose config claims the diff ID of a layer seen before while
+// its blob holds something else cannot borrow that layer's facts; and the Extractor and size limit that
+// produced the facts.
+func cacheKey(digest, diffID v1.Hash, opts ScanOptions) string {
 	id := ""
 	if opts.Extractor != nil {
 		id = opts.Extractor.ID()
 	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%d", cacheVersion, diffID, id, opts.MaxFileSize))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s\x00%d", cacheVersion, digest, diffID, id, opts.MaxFileSize))
 	return hex.EncodeToString(sum[:])
 }
 

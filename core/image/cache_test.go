@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/crs-ci/crs-ci/core/image"
 	"github.com/crs-ci/crs-ci/core/internal/testenv"
 )
@@ -142,4 +144,44 @@ func TestScanCancel(t *testing.T) {
 	if _, err := image.Scan(ctx, img, image.ScanOptions{}); err == nil || !strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("cancelled scan: %v", err)
 	}
+}
+
+// TestScanCacheNotBorrowed: an image whose config claims the diff ID of a cached layer while its blob
+// holds other content does not get the cached facts: the key covers the layer digest, the content is
+// read and the lie is found.
+func TestScanCacheNotBorrowed(t *testing.T) {
+	benign := testenv.TarOf(testenv.Reg("/facts/app", []byte("benign")))
+	evil := testenv.TarOf(testenv.Reg("/facts/app", []byte("evil!!")))
+	cache := t.TempDir()
+	good := &rawLayout{dir: t.TempDir(), layers: [][]byte{gz(benign)}}
+	src, err := image.Open(context.Background(), good.write(t), image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.Scan(context.Background(), src.Images[0].Image, image.ScanOptions{Extractor: contentExtractor{}, CacheDir: cache}); err != nil {
+		t.Fatal(err)
+	}
+	goodDiffID, _ := mustLayers(t, src.Images[0].Image)[0].DiffID()
+	bad := &rawLayout{dir: t.TempDir(), layers: [][]byte{gz(evil)}, diffIDs: []v1.Hash{goodDiffID}}
+	src, err = image.Open(context.Background(), bad.write(t), image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := image.Scan(context.Background(), src.Images[0].Image, image.ScanOptions{Extractor: contentExtractor{}, CacheDir: cache})
+	if err == nil {
+		e, _ := fsys.Lookup("/facts/app")
+		t.Fatalf("scan of a layer lying about its diff ID succeeded, /facts/app facts %q", e.Facts)
+	}
+	if !strings.Contains(err.Error(), "does not match the diff ID") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func mustLayers(t *testing.T, img v1.Image) []v1.Layer {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
 }

@@ -199,7 +199,15 @@ func loadOrScanLayer(ctx context.Context, l v1.Layer, i int, opts ScanOptions, t
 	}
 	var key string
 	if opts.CacheDir != "" {
-		key = cacheKey(diffID, opts)
+		// Layers read with Uncompressed() (docker archives, the daemon) would have to be recompressed to
+		// know their digest: for those the diff ID stands alone, checked against the content when cached.
+		var digest v1.Hash
+		if nativelyCompressed(l) {
+			if digest, err = l.Digest(); err != nil {
+				return nil, false, exitcode.Operationalf("layer %d: reading its digest: %w", i, err)
+			}
+		}
+		key = cacheKey(digest, diffID, opts)
 		if rec, ok := readCache(opts.CacheDir, key); ok {
 			return rec, true, nil
 		}
