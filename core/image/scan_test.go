@@ -372,3 +372,17 @@ func TestScanProgress(t *testing.T) {
 		t.Errorf("progress every 4096 bytes of an 11.5 KiB layer: %d lines\n%s", n, chatty.String())
 	}
 }
+
+// TestScanEmptyImage: an image without layers (FROM scratch with nothing added) is just the root.
+func TestScanEmptyImage(t *testing.T) {
+	fs, err := image.Scan(context.Background(), testenv.ImageFromLayers(t, v1.Config{}, amd64), image.ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := fs.Lookup("/"); fs.Len() != 1 || !ok || e.Type != tar.TypeDir {
+		t.Errorf("empty image: %d entries, root %+v", fs.Len(), e)
+	}
+	if _, _, err := fs.Resolve("/bin/sh"); !errors.Is(err, image.ErrNotExist) {
+		t.Errorf("Resolve in an empty image: %v", err)
+	}
+}
