@@ -24,19 +24,20 @@ var defaultPolicyDirs = []string{".crs", "policies"}
 func policyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "policy",
-		Usage: "validate, compile and test crs-ci/v1 runtime policies",
+		Usage: "validate, compile, test and suggest crs-ci/v1 runtime policies",
 		Subcommands: []*cli.Command{
 			policyValidateCommand(),
 			policyCompileCommand(),
 			policyTestCommand(),
+			suggestCommand(), // suggest.go: behavioural learning from events (events engineer)
 		},
 		OnUsageError: usageOnError,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return exitcode.Usagef("policy: unknown subcommand %q (validate, compile, test)", c.Args().First())
+				return exitcode.Usagef("policy: unknown subcommand %q (validate, compile, test, suggest)", c.Args().First())
 			}
 			_ = cli.ShowSubcommandHelp(c)
-			return exitcode.Usagef("policy: no subcommand given (validate, compile, test)")
+			return exitcode.Usagef("policy: no subcommand given (validate, compile, test, suggest)")
 		},
 	}
 }

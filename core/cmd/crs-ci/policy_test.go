@@ -219,7 +219,7 @@ func TestPolicyCompile(t *testing.T) {
 		{"missing file", []string{filepath.Join(dir, "nope.yaml"), "-o", out}, 3, "nope.yaml"},
 		{"bad mode", []string{src, "-o", out, "--mode", "loud"}, 2, "mode"},
 		{"unwritable output", []string{src, "-o", filepath.Join(dir, "no/such/dir/p.bin")}, 3, "p.bin"},
-		{"unknown flag", []string{src, "-o", out, "--fast"}, 2, "--fast"},
+		{"unknown flag", []string{src, "-o", out, "--fast"}, 2, "fast"},
 		{"strict with warnings", []string{"../../policy/testdata/good/shadowed.yaml", "-o", out, "--strict"}, 1, "shadowed-rule"},
 	}
 	for _, tt := range tests {
