@@ -299,7 +299,7 @@ func (c *Compiled) Decide(q Request) Decision {
 		d.Action = c.Defaults[q.Category]
 	}
 	if c.Mode != ModeOff {
-		bit := map[Action]uint8{Allow: LogAllow, Deny: LogDeny, Alert: LogAlert}[d.Action]
+		bit := [...]uint8{Allow: LogAllow, Deny: LogDeny, Alert: LogAlert}[d.Action%3]
 		d.Logged = c.LogMask&bit != 0
 		if b := OpBit(q.Op); b >= 0 && c.Ignore&(1<<b) != 0 {
 			d.Logged = false
