@@ -40,8 +40,12 @@ func checkCommand() *cli.Command {
 }
 
 func runCheck(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return exitcode.Usagef("check takes one IMAGE argument, got %d (see crs-ci check --help)", c.NArg())
+	args, err := interspersed(c) // flags may follow IMAGE
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 {
+		return exitcode.Usagef("check takes one IMAGE argument, got %d (see crs-ci check --help)", len(args))
 	}
 	format := c.String("format")
 	if format != "text" && format != "json" {
@@ -65,7 +69,7 @@ func runCheck(c *cli.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ref := c.Args().First()
+	ref := args[0]
 	fmt.Fprintf(progress, "crs-ci check: opening %s\n", ref)
 	src, err := image.Open(ctx, ref, image.Options{Platform: c.String("platform"), Progress: layerProgress})
 	if err != nil {
