@@ -34,12 +34,33 @@ static int deny_unchecked(int op, const char *shown, int err)
 	return crs.mode == CRS_MODE_ENFORCE ? err : 0;
 }
 
+/* is_clean reports whether an absolute path is already normalised (no "//", "." or ".." components, no
+ * trailing "/"), so it can be decided without a copy. */
+static int is_clean(const char *p)
+{
+	size_t i = 0;
+	for (; p[i]; i++) {
+		if (p[i] != '/')
+			continue;
+		if (p[i + 1] == '/' || (p[i + 1] == 0 && i > 0))
+			return 0;
+		if (p[i + 1] == '.' && (p[i + 2] == '/' || p[i + 2] == 0 || (p[i + 2] == '.' && (p[i + 3] == '/' || p[i + 3] == 0))))
+			return 0;
+	}
+	return i < CRS_PATH_MAX;
+}
+
 int crs_check_file(int op, int access, int dirfd, const char *path)
 {
-	char buf[CRS_PATH_MAX];
+	char store[CRS_PATH_MAX];
+	char *buf = store;
 	if (!path || !crs_ready())
 		return 0;
-	int r = crs_path(dirfd, path, buf, sizeof buf);
+	int r = 0;
+	if (path[0] == '/' && is_clean(path))
+		buf = (char *)path; /* the common case: decided in place */
+	else
+		r = crs_path(dirfd, path, store, sizeof store);
 	if (r == -ENOENT)
 		return 0; /* dirfd is not open: the kernel refuses the call (EBADF) */
 	if (r == -ENAMETOOLONG) /* cannot be checked: fail closed (the kernel has the same limit for one path) */
