@@ -322,6 +322,26 @@ func TestInstrumentRegistry(t *testing.T) {
 		}
 	})
 
+	t.Run("an instrumented image is not instrumented again", func(t *testing.T) {
+		proxy.Clear()
+		rep, err := Run(ctx, baseOptions(t, proxy.Host+"/debian/bookworm:1-layered", kc))
+		if exitcode.Of(err) != exitcode.Rejected {
+			t.Fatalf("exit %d (%v), want 1", exitcode.Of(err), err)
+		}
+		var found bool
+		for _, f := range rep.Platforms[0].Findings {
+			found = found || f.Code == CodeAlreadyInstrumented
+		}
+		if !found || rep.Verdict != report.Incompatible {
+			t.Errorf("report: verdict %s, findings %+v", rep.Verdict, rep.Platforms[0].Findings)
+		}
+		for _, r := range proxy.Requests() {
+			if isWrite(r) {
+				t.Errorf("rejected run wrote: %s", r)
+			}
+		}
+	})
+
 	t.Run("invalid policy: exit 1, nothing written", func(t *testing.T) {
 		proxy.Clear()
 		o := baseOptions(t, proxy.Host+"/debian/bookworm:1", kc)

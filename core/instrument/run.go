@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -15,8 +16,12 @@ import (
 	"github.com/crs-ci/crs-ci/core/exitcode"
 	"github.com/crs-ci/crs-ci/core/image"
 	"github.com/crs-ci/crs-ci/core/policy"
+	"github.com/crs-ci/crs-ci/core/probe"
 	"github.com/crs-ci/crs-ci/core/report"
 )
+
+// CodeAlreadyInstrumented rejects a platform whose image already carries the probe layer.
+const CodeAlreadyInstrumented = "instrument.already-instrumented"
 
 // CodePlatformSkipped marks a platform left out of the result by --skip-incompatible-platforms.
 const CodePlatformSkipped = "instrument.platform-skipped"
@@ -99,18 +104,27 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	var keep []PlatformInput
 	var rejected []string
 	for i, r := range results {
-		if r.Compatible() {
-			keep = append(keep, PlatformInput{Image: r.Image, Libc: r.Libc, Arch: r.Arch, Preload: r.Preload})
-			continue
+		ok := r.Compatible()
+		if sha, done := instrumentedBy(r.Image); ok && done {
+			ok = false
+			rep.Platforms[i].Verdict = report.Incompatible
+			rep.Platforms[i].Findings = append(rep.Platforms[i].Findings, report.Finding{
+				Code: CodeAlreadyInstrumented, Severity: report.Error, Path: probe.LibraryPath,
+				Message: fmt.Sprintf("%s is already instrumented by crs-ci (policy sha256:%s)", r.Platform.Platform, sha),
+				Hint:    "instrument the original image, not its -layered result",
+			})
 		}
-		if o.SkipIncompatiblePlatforms {
+		switch {
+		case ok:
+			keep = append(keep, PlatformInput{Image: r.Image, Libc: r.Libc, Arch: r.Arch, Preload: r.Preload})
+		case o.SkipIncompatiblePlatforms:
 			rep.Platforms[i].Findings = append(rep.Platforms[i].Findings, report.Finding{
 				Code: CodePlatformSkipped, Severity: report.Warning,
 				Message: fmt.Sprintf("%s is incompatible and was left out of the instrumented image (--skip-incompatible-platforms)", r.Platform.Platform),
 			})
-			continue
+		default:
+			rejected = append(rejected, r.Platform.Platform)
 		}
-		rejected = append(rejected, r.Platform.Platform)
 	}
 	switch {
 	case pf.Verdict == report.Invalid:
@@ -182,6 +196,16 @@ func compilePolicy(file, mode string) (report.PolicyFile, []byte, error) {
 	sum := sha256.Sum256(b)
 	pf.SHA256 = hex.EncodeToString(sum[:])
 	return pf, b, nil
+}
+
+// instrumentedBy reports whether an image's config carries crs-ci's policy label (it was instrumented).
+func instrumentedBy(pi image.PlatformImage) (string, bool) {
+	cf, err := pi.Image.ConfigFile()
+	if err != nil || cf == nil {
+		return "", false
+	}
+	sha, ok := cf.Config.Labels[LabelPolicySHA256]
+	return strings.TrimPrefix(sha, "sha256:"), ok
 }
 
 // tagOf is the tag a target reference names ("" when none).

@@ -136,8 +136,14 @@ func runInstrument(c *cli.Context) error {
 	if err != nil {
 		return publishCI(c, nil, nil, err)
 	}
-	if err := ciMask(c, secrets...); err != nil {
-		return err
+	if len(secrets) > 0 {
+		pub, err := ciPublisher(c)
+		if err != nil {
+			return err
+		}
+		if err := pub.Mask(secrets...); err != nil {
+			return err
+		}
 	}
 
 	cacheDir := c.String("cache-dir")
