@@ -16,12 +16,19 @@ import (
 	"github.com/crs-ci/crs-ci/core/internal/testenv"
 )
 
-// startPodmanService serves the Docker API from podman on a socket of the test's own and returns
-// DOCKER_HOST for it.
-func startPodmanService(t *testing.T) string {
+// podmanArgs gives podman its own storage, run and temporary directories under dir, so the test shares
+// nothing with other users of podman on the machine (and needs no /run/libpod).
+func podmanArgs(dir string, args ...string) []string {
+	return append([]string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
+		"--tmpdir", filepath.Join(dir, "tmp"), "--storage-driver", "vfs"}, args...)
+}
+
+// startPodmanService serves the Docker API from podman (storage in dir) on a socket of the test's own and
+// returns DOCKER_HOST for it.
+func startPodmanService(t *testing.T, dir string) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "docker.sock")
-	cmd := exec.Command("podman", "system", "service", "--time=0", "unix://"+sock)
+	cmd := exec.Command("podman", podmanArgs(dir, "system", "service", "--time=0", "unix://"+sock)...)
 	var log strings.Builder
 	cmd.Stdout, cmd.Stderr = &log, &log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -42,16 +49,16 @@ func startPodmanService(t *testing.T) string {
 // TestDockerDaemon: an image loaded into a real engine (podman serving the Docker API) is read through
 // docker-daemon:REPO:TAG with DOCKER_HOST, and identified by its image ID.
 func TestDockerDaemon(t *testing.T) {
-	host := startPodmanService(t)
+	podDir := t.TempDir()
+	host := startPodmanService(t, podDir)
 	t.Setenv("DOCKER_HOST", host)
 	img := testenv.AddLayer(tinyImage(t, amd64), testenv.Exec("/usr/bin/app", []byte("app")), testenv.Symlink("/bin/app", "/usr/bin/app"))
 	tag := fmt.Sprintf("localhost/crs-image-test:%d", time.Now().UnixNano())
 	archive := filepath.Join(t.TempDir(), "img.tar")
 	testenv.WriteDockerArchive(t, img, archive, tag)
-	if out, err := exec.Command("podman", "load", "-i", archive).CombinedOutput(); err != nil {
+	if out, err := exec.Command("podman", podmanArgs(podDir, "load", "-i", archive)...).CombinedOutput(); err != nil {
 		t.Fatalf("podman load: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("podman", "rmi", "-f", tag).Run() })
 
 	src, err := image.Open(context.Background(), "docker-daemon:"+tag, image.Options{})
 	if err != nil {

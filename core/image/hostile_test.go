@@ -267,7 +267,7 @@ func TestHostileImages(t *testing.T) {
 			if exitcode.Of(err) != exitcode.Operational || !strings.Contains(err.Error(), tt.message) {
 				t.Errorf("error %q (exit %d); want exit %d and %q", err, exitcode.Of(err), exitcode.Operational, tt.message)
 			}
-			if !tt.atOpen && !strings.Contains(err.Error(), "layer 0") {
+			if !tt.atOpen && !strings.Contains(err.Error(), "layer 1/1") {
 				t.Errorf("error %q does not name the layer", err)
 			}
 		})

@@ -136,8 +136,8 @@ func TestRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = image.Scan(context.Background(), src.Images[0].Image, image.ScanOptions{})
-	if err == nil || exitcode.Of(err) != exitcode.Operational || !strings.Contains(err.Error(), "layer 1") || !strings.Contains(err.Error(), ld.Hex) {
-		t.Errorf("corrupted blob in the registry: %v; want an operational error naming layer 1 and its digest", err)
+	if err == nil || exitcode.Of(err) != exitcode.Operational || !strings.Contains(err.Error(), "layer 2/2") || !strings.Contains(err.Error(), ld.Hex) {
+		t.Errorf("corrupted blob in the registry: %v; want an operational error naming layer 2/2 and its digest", err)
 	}
 	t.Logf("corrupted blob: %v", err)
 }

@@ -130,7 +130,7 @@ func Scan(ctx context.Context, img v1.Image, opts ScanOptions) (*FS, error) {
 					progressMu.Unlock()
 				}
 			}
-			rec, cached, err := loadOrScanLayer(ctx, l, i, opts, tick)
+			rec, cached, err := loadOrScanLayer(ctx, l, fmt.Sprintf("layer %d/%d", i+1, len(layers)), opts, tick)
 			if err != nil {
 				errs[i] = err
 				cancel()
@@ -192,21 +192,26 @@ func checkConfigDigest(img v1.Image) error {
 	return nil
 }
 
-func loadOrScanLayer(ctx context.Context, l v1.Layer, i int, opts ScanOptions, tick func(int64)) (*layerRecord, bool, error) {
+// loadOrScanLayer returns what layer l (named "layer N/M" in messages) contributes, from the cache or by
+// reading it.
+func loadOrScanLayer(ctx context.Context, l v1.Layer, what string, opts ScanOptions, tick func(int64)) (*layerRecord, bool, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
-		return nil, false, exitcode.Operationalf("layer %d: reading its diff ID: %w", i, err)
+		return nil, false, exitcode.Operationalf("%s: reading its diff ID: %w", what, err)
+	}
+	// Layers read with Uncompressed() (docker archives, the daemon) would have to be recompressed to know
+	// their digest: those are named, and cached, by their diff ID alone (checked against the content when
+	// cached).
+	var digest v1.Hash
+	name := "diff ID " + diffID.String()
+	if nativelyCompressed(l) {
+		if digest, err = l.Digest(); err != nil {
+			return nil, false, exitcode.Operationalf("%s: reading its digest: %w", what, err)
+		}
+		name = digest.String()
 	}
 	var key string
 	if opts.CacheDir != "" {
-		// Layers read with Uncompressed() (docker archives, the daemon) would have to be recompressed to
-		// know their digest: for those the diff ID stands alone, checked against the content when cached.
-		var digest v1.Hash
-		if nativelyCompressed(l) {
-			if digest, err = l.Digest(); err != nil {
-				return nil, false, exitcode.Operationalf("layer %d: reading its digest: %w", i, err)
-			}
-		}
 		key = cacheKey(digest, diffID, opts)
 		if rec, ok := readCache(opts.CacheDir, key); ok {
 			return rec, true, nil
@@ -214,7 +219,7 @@ func loadOrScanLayer(ctx context.Context, l v1.Layer, i int, opts ScanOptions, t
 	}
 	rec, err := scanLayer(ctx, l, diffID, opts, tick)
 	if err != nil {
-		return nil, false, fmt.Errorf("reading layer %d (%s): %w", i, diffID, err)
+		return nil, false, fmt.Errorf("reading %s (%s): %w", what, name, err)
 	}
 	if key != "" {
 		// A cache that cannot be written only costs speed; the scan itself succeeded.
@@ -503,7 +508,7 @@ func merge(recs []*layerRecord, maxEntries int) (*FS, error) {
 			fs.entries[e.Path] = &e
 		}
 		if len(fs.entries) > maxEntries {
-			return nil, exitcode.Operationalf("image has more than %d filesystem entries (after layer %d)", maxEntries, i)
+			return nil, exitcode.Operationalf("image has more than %d filesystem entries (after layer %d/%d)", maxEntries, i+1, len(recs))
 		}
 	}
 	return fs, nil

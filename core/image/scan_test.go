@@ -237,7 +237,7 @@ func TestScanMetadataAndLimits(t *testing.T) {
 	}
 	failing := funcExtractor{want: func(string) bool { return true }, err: errors.New("disk on fire")}
 	_, err = image.Scan(context.Background(), img, image.ScanOptions{Extractor: failing})
-	if err == nil || !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "facts/tool") || !strings.Contains(err.Error(), "layer 0") {
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), "facts/tool") || !strings.Contains(err.Error(), "layer 1/1") {
 		t.Errorf("failing extractor: %v, want the error with the layer and the entry", err)
 	}
 }
@@ -271,9 +271,9 @@ func TestScanRejectsTraversal(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if exitcode.Of(err) != exitcode.Operational || !strings.Contains(err.Error(), "layer 1") ||
+			if exitcode.Of(err) != exitcode.Operational || !strings.Contains(err.Error(), "layer 2/2") ||
 				!strings.Contains(err.Error(), tt.entry) || !strings.Contains(err.Error(), "leaves the image root") {
-				t.Errorf("error %q (code %d): want operational, naming layer 1, %q and the traversal", err, exitcode.Of(err), tt.entry)
+				t.Errorf("error %q (code %d): want operational, naming layer 2/2, %q and the traversal", err, exitcode.Of(err), tt.entry)
 			}
 		})
 	}
