@@ -175,6 +175,7 @@ func TestCheckCLIUsage(t *testing.T) {
 		{[]string{"check", "oci:/nonexistent", "--report", "pdf=x.pdf"}, "unknown format"},
 		{[]string{"check", "oci:/nonexistent", "--report", "json"}, "FORMAT=PATH"},
 		{[]string{"check", "--bogus", "x"}, "bogus"},
+		{[]string{"check", "oci:/x", "--bogus"}, "flag provided but not defined: --bogus"},
 		{[]string{"check", "oci:"}, "needs a directory path"},
 		{[]string{"check", "bad ref with spaces"}, "not a registry reference"},
 		{[]string{"check", "oci:/x", "--max-layer-bytes", "-5"}, "--max-layer-bytes"},
