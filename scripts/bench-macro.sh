@@ -91,7 +91,7 @@ run() { # VARIANT → elapsed ms
 # The probe must really be in the workload's processes, and count them.
 probe_on
 grep -q /usr/lib/crs-ci/probe.so <(chroot "$M" /bin/cat /proc/self/maps) || die "the probe did not load in the bookworm chroot"
-PROCS=$(strace -f -qq -e trace=execve -o "$WORK/execs" chroot "$M" /bin/bash -c "$WORKLOAD" && grep -c 'execve(' "$WORK/execs")
+PROCS=$(strace -f -qq -e trace=execve -o "$WORK/execs" chroot "$M" /bin/bash -c "$WORKLOAD" && grep -c 'execve(.* = 0$' "$WORK/execs")
 probe_off
 
 log "source tree: $FILES files, $TAR_BYTES bytes; $PROCS programs started per run; warm-up"

@@ -23,6 +23,15 @@ read -r -a ONLY <<<"${CRS_BENCH_ONLY:-${ALL[*]}}"
 
 [ -x "$ROOT/bin/crs-ci" ] || { echo "bench: $ROOT/bin/crs-ci is missing: run make build (make bench does)" >&2; exit 2; }
 
+# Section scripts append to the doc; some expect it to exist.
+[ -e "$DOC" ] || printf '# Benchmarks\n\n' >"$DOC"
+# How each script is asked to write its section (bench-probe.sh prints it unless given --write).
+args_for() {
+  case "$1" in
+    probe) echo --write ${CRS_BENCH_REPS:-} ;;
+  esac
+}
+
 STATUS=()
 failed=0
 started=$(date +%s)
@@ -36,7 +45,8 @@ for name in "${ONLY[@]}"; do
   fi
   echo "bench: running scripts/bench-$name.sh" >&2
   s=$(date +%s)
-  if "$script"; then
+  # shellcheck disable=SC2046
+  if "$script" $(args_for "$name"); then
     STATUS+=("| $name | \`scripts/bench-$name.sh\` | ran | $(( $(date +%s) - s )) s |")
   else
     rc=$?

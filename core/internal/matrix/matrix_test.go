@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +130,7 @@ func runKind(t *testing.T, k kind, bin, cacheDir, pol string) row {
 		r.Libc += " " + p.Libc.Version
 	}
 	for _, f := range p.Findings {
-		if f.Severity == report.Error {
+		if f.Severity == report.Error && !slices.Contains(r.Reasons, f.Code) {
 			r.Reasons = append(r.Reasons, f.Code)
 		}
 	}
