@@ -63,7 +63,7 @@ func HasErrors(fs []report.Finding) bool {
 // Parse validates a policy and returns it with every finding (errors and warnings), sorted by position.
 // The policy is nil when the document could not be read at all; it compiles only without errors.
 func Parse(file string, data []byte) (*Policy, []report.Finding) {
-	ps := &parser{file: file, seen: map[string]bool{}}
+	ps := &parser{file: file, seen: map[string]bool{}, misspelt: map[*yaml.Node][]string{}}
 	p := ps.parse(data)
 	if p != nil && !HasErrors(ps.findings) {
 		ps.warnings(p)
@@ -92,7 +92,10 @@ type parser struct {
 	tooDeep  bool
 	// lastAlias is the last alias followed: a too-complex finding points at it
 	lastAlias *yaml.Node
-	p         *Policy
+	// misspelt holds, per mapping, the known keys an unknown key was taken for: such a key is not
+	// reported missing as well
+	misspelt map[*yaml.Node][]string
+	p        *Policy
 }
 
 func (ps *parser) add(sev string, line, col int, code, hint, format string, args ...any) {
@@ -105,6 +108,16 @@ func (ps *parser) add(sev string, line, col int, code, hint, format string, args
 	ps.findings = append(ps.findings, report.Finding{
 		Code: code, Severity: sev, Message: msg, File: ps.file, Line: line, Column: col, Hint: hint,
 	})
+}
+
+// missing reports a required key as missing, unless a misspelling of it was already reported.
+func (ps *parser) missing(m *yaml.Node, key string, at *yaml.Node, hint, format string, args ...any) {
+	for _, k := range ps.misspelt[ps.node(m)] {
+		if k == key {
+			return
+		}
+	}
+	ps.errAt(at, "missing-field", hint, format, args...)
 }
 
 func (ps *parser) errAt(n *yaml.Node, code, hint, format string, args ...any) {
@@ -211,6 +224,11 @@ func (ps *parser) yamlError(err error, data []byte) {
 		}
 	}
 	hint := "check the indentation and the quoting on this line"
+	if lines := bytes.Split(data, []byte("\n")); line >= 1 && line <= len(lines) {
+		if indent := bytes.TrimLeft(lines[line-1], " "); len(indent) > 0 && indent[0] == '\t' {
+			hint = "YAML indentation must use spaces, not tabs"
+		}
+	}
 	if strings.Contains(msg, "tab") {
 		hint = "YAML indentation must use spaces, not tabs"
 	}
@@ -317,6 +335,9 @@ func (ps *parser) mapping(n *yaml.Node, what string, known []string) (map[string
 			}
 		}
 		if !isKnown {
+			if c := closest(k.Value, known); c != "" {
+				ps.misspelt[n] = append(ps.misspelt[n], c)
+			}
 			hint := didYouMean(k.Value, known)
 			if hint == "" {
 				hint = fmt.Sprintf("%s takes keys: %s", what, strings.Join(known, ", "))
@@ -406,12 +427,12 @@ func (ps *parser) top(root *yaml.Node) {
 		return
 	}
 	if f, ok := top["apiVersion"]; !ok {
-		ps.errAt(root, "missing-field", "add apiVersion: crs-ci/v1", "apiVersion is missing")
+		ps.missing(root, "apiVersion", root, "add apiVersion: crs-ci/v1", "apiVersion is missing")
 	} else if v, ok := ps.str(f.val, "apiVersion"); ok && v != APIVersion {
 		ps.errAt(f.val, "bad-value", "write apiVersion: crs-ci/v1", "apiVersion %q is not supported (this crs-ci reads %s)", v, APIVersion)
 	}
 	if f, ok := top["kind"]; !ok {
-		ps.errAt(root, "missing-field", "add kind: RuntimePolicy", "kind is missing")
+		ps.missing(root, "kind", root, "add kind: RuntimePolicy", "kind is missing")
 	} else if v, ok := ps.str(f.val, "kind"); ok && v != Kind {
 		hint := "write kind: RuntimePolicy"
 		if v == TestKind {
@@ -420,10 +441,10 @@ func (ps *parser) top(root *yaml.Node) {
 		ps.errAt(f.val, "bad-value", hint, "kind %q is not %s", v, Kind)
 	}
 	if f, ok := top["metadata"]; !ok {
-		ps.errAt(root, "missing-field", "add metadata: {name: my-policy}", "metadata is missing")
+		ps.missing(root, "metadata", root, "add metadata: {name: my-policy}", "metadata is missing")
 	} else if md, ok := ps.mapping(f.val, "metadata", []string{"name", "description", "labels"}); ok {
 		if nf, ok := md["name"]; !ok {
-			ps.errAt(f.key, "missing-field", "add name: my-policy under metadata", "metadata.name is missing")
+			ps.missing(f.val, "name", f.key, "add name: my-policy under metadata", "metadata.name is missing")
 		} else if name, ok := ps.str(nf.val, "metadata.name"); ok {
 			if !nameRE.MatchString(name) {
 				ps.errAt(nf.val, "bad-name", "use letters, digits, '.', '_' and '-', starting and ending with a letter or digit (at most 128)", "metadata.name %q is not a valid name", name)
@@ -447,7 +468,7 @@ func (ps *parser) top(root *yaml.Node) {
 		}
 	}
 	if f, ok := top["spec"]; !ok {
-		ps.errAt(root, "missing-field", "add spec: with defaults and rules", "spec is missing")
+		ps.missing(root, "spec", root, "add spec: with defaults and rules", "spec is missing")
 	} else {
 		ps.spec(f)
 	}
@@ -718,7 +739,7 @@ func (ps *parser) rule(rn *yaml.Node) *Rule {
 	r := &Rule{Line: rn.Line, Col: rn.Column}
 	what := fmt.Sprintf("rule at line %d", rn.Line)
 	if f, ok := m["name"]; !ok {
-		ps.errAt(rn, "missing-field", "give every rule a unique name: - name: no-secrets", "rule has no name")
+		ps.missing(rn, "name", rn, "give every rule a unique name: - name: no-secrets", "rule has no name")
 	} else if name, ok := ps.str(f.val, "rule name"); ok {
 		if !nameRE.MatchString(name) {
 			ps.errAt(f.val, "bad-name", "use letters, digits, '.', '_' and '-', starting and ending with a letter or digit", "rule name %q is not valid", name)
@@ -734,7 +755,7 @@ func (ps *parser) rule(rn *yaml.Node) *Rule {
 		ps.str(f.val, "description")
 	}
 	if f, ok := m["action"]; !ok {
-		ps.errAt(rn, "missing-field", "add action: allow, deny or alert", "%s has no action", what)
+		ps.missing(rn, "action", rn, "add action: allow, deny or alert", "%s has no action", what)
 	} else if a, ok := ps.enum(f.val, what+": action", actionNames); ok {
 		r.Action, _ = ParseAction(a)
 	}
@@ -831,7 +852,7 @@ func (ps *parser) fileBlock(r *Rule, b field, what string) {
 	if f, ok := m["paths"]; ok {
 		ps.paths(r, f, what+": file.paths")
 	} else {
-		ps.errAt(b.key, "missing-field", "add paths: [/etc/shadow]", "%s: file has no paths", what)
+		ps.missing(b.val, "paths", b.key, "add paths: [/etc/shadow]", "%s: file has no paths", what)
 	}
 	r.Access = AccessRead | AccessWrite
 	if f, ok := m["access"]; ok {
@@ -866,7 +887,7 @@ func (ps *parser) execBlock(r *Rule, b field, what string) {
 	if f, ok := m["paths"]; ok {
 		ps.paths(r, f, what+": exec.paths")
 	} else {
-		ps.errAt(b.key, "missing-field", "add paths: [/bin/sh]", "%s: exec has no paths", what)
+		ps.missing(b.val, "paths", b.key, "add paths: [/bin/sh]", "%s: exec has no paths", what)
 	}
 }
 
@@ -877,7 +898,7 @@ func (ps *parser) syscallBlock(r *Rule, b field, what string) {
 	}
 	f, ok := m["names"]
 	if !ok {
-		ps.errAt(b.key, "missing-field", "add names: [ptrace]", "%s: syscall has no names", what)
+		ps.missing(b.val, "names", b.key, "add names: [ptrace]", "%s: syscall has no names", what)
 		return
 	}
 	its, ok := ps.items(f.val, what+": syscall.names")

@@ -13,11 +13,26 @@ func didYouMean(s string, candidates []string) string {
 	return ""
 }
 
+// synonyms are words from other tools (firewalls, Qualys CRS policy modes, Kubernetes) mapped to ours.
+var synonyms = map[string]string{
+	"outgoing": "outbound", "egress": "outbound", "incoming": "inbound", "ingress": "inbound", "both": "any",
+	"block": "deny", "reject": "deny", "drop": "deny", "permit": "allow", "accept": "allow", "log": "alert",
+	"warn": "alert", "active": "enforce", "permissive": "audit", "inactive": "off", "disabled": "off",
+	"execute": "exec", "network_outbound": "outbound", "network_inbound": "inbound",
+}
+
 // closest returns the candidate with the smallest edit distance to s when that distance is small
 // for the word's length (at most 1 for short words, 2 for ordinary ones, 3 for long ones).
 func closest(s string, candidates []string) string {
 	best, bestD := "", 1<<30
 	ls := strings.ToLower(s)
+	if syn, ok := synonyms[ls]; ok {
+		for _, c := range candidates {
+			if c == syn {
+				return c
+			}
+		}
+	}
 	for _, c := range candidates {
 		d := editDistance(ls, strings.ToLower(c))
 		if d < bestD {
