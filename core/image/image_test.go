@@ -118,7 +118,8 @@ func TestOpenErrorsAreClassified(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"oci:/nonexistent/dir", exitcode.Operational, "no index.json"},
+		{"oci:/nonexistent/dir", exitcode.Operational, "opening OCI layout: stat /nonexistent/dir: no such file or directory"},
+		{"oci:/tmp", exitcode.Operational, "OCI layout /tmp is not an OCI image layout: it has no index.json"},
 		{"oci-archive:/nonexistent/file.tar", exitcode.Operational, "no such file"},
 		{"docker-archive:/nonexistent/file.tar", exitcode.Operational, "no such file"},
 		{"dir:/x", exitcode.Usage, "not supported"},

@@ -202,6 +202,11 @@ func openLayout(r Reference, st store) (opened, error) {
 	rc, err := st.open("index.json")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			if d, ok := st.(dirStore); ok {
+				if _, serr := os.Stat(string(d)); serr != nil {
+					return opened{}, exitcode.Operationalf("opening OCI layout: %w", serr)
+				}
+			}
 			return opened{}, exitcode.Operationalf("%s is not an OCI image layout: it has no index.json", st.where())
 		}
 		return opened{}, exitcode.Operationalf("opening %s: %w", st.where(), err)
