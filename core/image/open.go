@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/crs-ci/crs-ci/core/exitcode"
+	"github.com/crs-ci/crs-ci/core/version"
 )
 
 // Options say how to open an image.
@@ -196,7 +197,8 @@ func openRemote(ctx context.Context, r Reference, opts Options) (opened, error) 
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	ropts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}, opts.RemoteOptions...)
+	ropts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc),
+		remote.WithUserAgent("crs-ci/" + version.Version)}, opts.RemoteOptions...)
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
 		return opened{}, exitcode.Operationalf("fetching manifest of %s from %s: %w", ref, ref.Context().RegistryStr(), err)
