@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
@@ -294,6 +295,9 @@ func scanLayer(ctx context.Context, l v1.Layer, diffID v1.Hash, opts ScanOptions
 // read with Uncompressed(). go-containerregistry exposes no interface for this; its type is pinned with
 // the module version, and TestFastPath fails if it changes.
 func nativelyCompressed(l v1.Layer) bool {
+	if ml, ok := l.(*remote.MountableLayer); ok { // registry layers come wrapped (compat engineer)
+		l = ml.Layer
+	}
 	return fmt.Sprintf("%T", l) == "*partial.compressedLayerExtender"
 }
 
