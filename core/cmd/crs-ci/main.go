@@ -48,6 +48,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			eventsCommand(),
 			instrumentCommand(),
 			hookCommand(),
+			serveCommand(),
 			versionCommand(),
 		},
 		// Exit codes are decided in run, from the error's kind; never let cli call os.Exit.
