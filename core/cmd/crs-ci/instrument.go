@@ -51,9 +51,9 @@ func instrumentCommand() *cli.Command {
 			&cli.StringFlag{Name: "username", EnvVars: []string{creds.EnvUsername}, Usage: "registry `USER` (password from --password-stdin or " + creds.EnvPassword + ")"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the registry password from stdin"},
 
-			&cli.StringFlag{Name: "vault-address", EnvVars: []string{"VAULT_ADDR"}, Usage: "Vault `URL` holding the registry credentials"},
+			&cli.StringFlag{Name: "vault-address", EnvVars: []string{"VAULT_ADDR"}, Usage: "Vault `URL` holding the registry credentials (used with --vault-path)"},
 			&cli.StringFlag{Name: "vault-token", EnvVars: []string{"VAULT_TOKEN"}, Usage: "Vault `TOKEN` (prefer the VAULT_TOKEN variable: a flag shows in process listings)"},
-			&cli.StringFlag{Name: "vault-path", Usage: "secret `MOUNT/PATH`, e.g. secret/ci/registry"},
+			&cli.StringFlag{Name: "vault-path", Usage: "read the registry credentials from Vault: secret `MOUNT/PATH`, e.g. secret/ci/registry"},
 			&cli.StringFlag{Name: "vault-mount", Usage: "KV mount `PATH` when it has several components (default: the first of --vault-path)"},
 			&cli.StringFlag{Name: "vault-engine", Value: creds.KVv2, Usage: "`kv-v2` or kv-v1"},
 			&cli.BoolFlag{Name: "vault-base64", Usage: "the stored values are base64-encoded"},
@@ -121,7 +121,11 @@ func runInstrument(c *cli.Context) error {
 	if c.App.Reader == nil {
 		copts.Stdin = os.Stdin
 	}
-	if c.String("vault-address") != "" {
+	// Vault is used when a secret path is named (VAULT_ADDR alone, common on CI runners, does not switch it on).
+	if c.String("vault-path") != "" {
+		if c.String("vault-address") == "" {
+			return exitcode.Usagef("--vault-path needs --vault-address (or VAULT_ADDR)")
+		}
 		copts.Vault = &creds.VaultOptions{
 			Address: c.String("vault-address"), Token: c.String("vault-token"), Path: c.String("vault-path"),
 			Mount: c.String("vault-mount"), Engine: c.String("vault-engine"), Base64: c.Bool("vault-base64"),
@@ -129,8 +133,6 @@ func runInstrument(c *cli.Context) error {
 			RoleID: c.String("vault-role-id"), AppRoleMount: c.String("vault-approle-mount"),
 			JWTRole: c.String("vault-jwt-role"), JWTFile: c.String("vault-jwt-file"), JWTMount: c.String("vault-jwt-mount"),
 		}
-	} else if c.String("vault-path") != "" {
-		return exitcode.Usagef("--vault-path needs --vault-address (or VAULT_ADDR)")
 	}
 	kc, secrets, err := creds.Resolve(ctx, copts)
 	if err != nil {

@@ -231,3 +231,23 @@ func TestInstrumentCommandTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestInstrumentVaultSwitch: VAULT_ADDR alone (set on many CI runners for other jobs) does not send crs-ci
+// to Vault; --vault-path does, and without an address it is a usage error.
+func TestInstrumentVaultSwitch(t *testing.T) {
+	policy := filepath.Join(testenv.RepoRoot(t), "core", "instrument", "testdata", "policy.yaml")
+	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
+	t.Setenv("VAULT_TOKEN", "")
+	var stdout, stderr bytes.Buffer
+	// A dry run of a missing layout: reaching the image step proves Vault was not consulted.
+	code := run([]string{"crs-ci", "instrument", "--ci", "none", "--policy", policy, "--dry-run", "oci:/nonexistent/layout:x"}, &stdout, &stderr)
+	if code != exitcode.Operational || strings.Contains(stderr.String(), "vault") || !strings.Contains(stderr.String(), "/nonexistent/layout") {
+		t.Errorf("VAULT_ADDR alone: exit %d, stderr %s", code, stderr.String())
+	}
+	t.Setenv("VAULT_ADDR", "")
+	stderr.Reset()
+	code = run([]string{"crs-ci", "instrument", "--ci", "none", "--policy", policy, "--vault-path", "secret/x", "oci:/nonexistent/layout:x"}, &stdout, &stderr)
+	if code != exitcode.Usage || !strings.Contains(stderr.String(), "--vault-address") {
+		t.Errorf("--vault-path without an address: exit %d, stderr %s", code, stderr.String())
+	}
+}
