@@ -114,7 +114,7 @@ func startPodman(t *testing.T, podman string, reg *testenv.Registry) func(args .
 		}
 	}
 	t.Cleanup(func() {
-		cmd := exec.Command(podman, append(base, "system", "reset", "--force")...)
+		cmd := exec.Command(podman, append(base, "rmi", "--all", "--force")...) // only this test's storage; t.TempDir removes the rest
 		cmd.Env = env
 		_ = cmd.Run()
 	})
