@@ -331,7 +331,7 @@ func openUncompressed(l v1.Layer) (io.ReadCloser, error) {
 		}
 		return &decompressed{r: zr, under: br, close: func() error { zr.Close(); return crc.Close() }}, nil
 	case len(magic) == 4 && bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderMaxWindow(256<<20))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			crc.Close()
 			return nil, fmt.Errorf("reading the zstd header: %w", err)
