@@ -187,6 +187,15 @@ static int class(const char **pp, unsigned char c)
 	return hit != neg;
 }
 
+/* glob returns 1 (match), 0 (no match), or one of two prunings (git's wildmatch prunes the same way):
+ * GLOB_ABORT: the subject ran out while the pattern still needed a character, so no longer run for any
+ * enclosing '*' or '**' can match either; GLOB_ABORT_COMPONENT: a '*' reached the '/' ending its component
+ * without a match, so no longer run for an enclosing '*' of the same component can match (a '**' still tries
+ * the next components). Without them, '*a*a*a*a*b' against a long run of 'a's backtracks exponentially: a
+ * workload could stall every hooked call with one long file name (probe/fuzz found it). */
+#define GLOB_ABORT (-1)
+#define GLOB_ABORT_COMPONENT (-2)
+
 static int glob(const char *start, const char *p, const char *s)
 {
 	for (;;) {
@@ -198,28 +207,36 @@ static int glob(const char *start, const char *p, const char *s)
 				if (p[2] == 0) /* trailing slash-star-star: anything below */
 					return *s != 0;
 				/* a globstar component: zero or more whole components */
-				if (glob(start, p + 3, s))
-					return 1;
+				int m = glob(start, p + 3, s);
+				if (m == 1 || m == GLOB_ABORT)
+					return m;
 				for (const char *q = s; *q; q++)
-					if (*q == '/' && glob(start, p + 3, q + 1))
-						return 1;
+					if (*q == '/' && ((m = glob(start, p + 3, q + 1)) == 1 || m == GLOB_ABORT))
+						return m;
 				return 0;
 			}
 			while (*p == '*')
 				p++;
 			for (const char *q = s;; q++) {
-				if (glob(start, p, q))
-					return 1;
-				if (*q == 0 || *q == '/')
-					return 0;
+				int m = glob(start, p, q);
+				if (m != 0)
+					return m;
+				if (*q == 0)
+					return GLOB_ABORT;
+				if (*q == '/')
+					return GLOB_ABORT_COMPONENT;
 			}
 		case '?':
-			if (*s == 0 || *s == '/')
+			if (*s == 0)
+				return GLOB_ABORT;
+			if (*s == '/')
 				return 0;
 			p++, s++;
 			break;
 		case '[': {
-			if (*s == 0 || *s == '/')
+			if (*s == 0)
+				return GLOB_ABORT;
+			if (*s == '/')
 				return 0;
 			const char *q = p;
 			int m = class(&q, (unsigned char)*s);
@@ -239,6 +256,8 @@ static int glob(const char *start, const char *p, const char *s)
 				p++;
 			/* fall through */
 		default:
+			if (*s == 0)
+				return GLOB_ABORT;
 			if (*p != *s)
 				return 0;
 			p++, s++;
@@ -246,7 +265,7 @@ static int glob(const char *start, const char *p, const char *s)
 	}
 }
 
-int crs_glob(const char *pat, const char *s) { return glob(pat, pat, s); }
+int crs_glob(const char *pat, const char *s) { return glob(pat, pat, s) == 1; }
 
 /* ---- decisions ---- */
 
@@ -429,7 +448,7 @@ static int32_t scan_key(const struct crs_policy *p, const uint8_t *idx, uint32_t
 		else if (has_backslash(pat, plen))
 			hit = crs_glob(pat, path);
 		else
-			hit = glob(pat, pat + plen, path + plen);
+			hit = glob(pat, pat + plen, path + plen) == 1;
 		if (hit && program_ok(p, ru, r->program))
 			return (int32_t)ri;
 	}

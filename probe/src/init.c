@@ -22,10 +22,11 @@ static const char *const real_names[CRS_R_COUNT] = {
 	CRS_REAL_LIST(CRS_NAME)
 #undef CRS_NAME
 };
-static void *real_fns[CRS_R_COUNT];
+CRS_HIDDEN void *crs_real_fns[CRS_R_COUNT];
 
 enum { ST_NONE, ST_BUSY, ST_READY };
-static int state;
+CRS_HIDDEN int crs_state;
+#define state crs_state
 static long init_tid, init_pid;
 
 static void load_policy(void)
@@ -78,10 +79,9 @@ static void init(void)
 	load_policy();
 }
 
-int crs_ready(void)
+int crs_ready_slow(void)
 {
-	int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
-	if (s == ST_READY)
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_READY)
 		return crs.protect;
 	long tid = crs_sys0(SYS_gettid);
 	int expect = ST_NONE;
@@ -107,12 +107,9 @@ int crs_ready(void)
 	return crs.protect;
 }
 
-void *crs_real(int idx)
+void *crs_real_slow(int idx)
 {
-	void *f = __atomic_load_n(&real_fns[idx], __ATOMIC_ACQUIRE);
-	if (!f) { /* racing threads find the same address */
-		f = dlsym(CRS_RTLD_NEXT, real_names[idx]);
-		__atomic_store_n(&real_fns[idx], f, __ATOMIC_RELEASE);
-	}
+	void *f = dlsym(CRS_RTLD_NEXT, real_names[idx]); /* racing threads find the same address */
+	__atomic_store_n(&crs_real_fns[idx], f, __ATOMIC_RELEASE);
 	return f;
 }

@@ -37,8 +37,14 @@ enum {
 	CRS_R_COUNT
 };
 
-/* crs_real returns the real function, or NULL (after making sure the probe is initialised). */
-CRS_HIDDEN void *crs_real(int idx);
+/* crs_real returns the real function, or NULL; resolved with dlsym on first use. */
+CRS_HIDDEN extern void *crs_real_fns[];
+CRS_HIDDEN void *crs_real_slow(int idx);
+static inline void *crs_real(int idx)
+{
+	void *f = __atomic_load_n(&crs_real_fns[idx], __ATOMIC_ACQUIRE);
+	return f ? f : crs_real_slow(idx);
+}
 #define REAL(name, type) ((type)crs_real(CRS_R_##name))
 
 struct crs_state {
@@ -51,8 +57,16 @@ struct crs_state {
 };
 CRS_HIDDEN extern struct crs_state crs;
 
+
 /* crs_ready initialises the probe on first use and reports whether hooks should decide (0: pass through). */
-CRS_HIDDEN int crs_ready(void);
+CRS_HIDDEN extern int crs_state; /* 2 once initialised */
+CRS_HIDDEN int crs_ready_slow(void);
+static inline int crs_ready(void)
+{
+	if (__builtin_expect(__atomic_load_n(&crs_state, __ATOMIC_ACQUIRE) == 2, 1))
+		return crs.protect;
+	return crs_ready_slow();
+}
 
 /* Paths: crs_path joins path with dirfd (AT_FDCWD: the working directory) and normalises it lexically into
  * out. Returns 0, -ENAMETOOLONG when the result does not fit, -EBADF when the directory is unknown, or -ENOENT
