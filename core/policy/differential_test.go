@@ -29,6 +29,14 @@ var (
 	harnessErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if harnessPath != "" {
+		os.RemoveAll(filepath.Dir(harnessPath))
+	}
+	os.Exit(code)
+}
+
 // decideHarness builds the probe's decide-harness from probe/ with the probe's own build script
 // (probe/build.sh, what `make probe` runs) into a temporary folder, once per test binary.
 func decideHarness(t *testing.T) string {
