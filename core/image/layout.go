@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -244,6 +245,14 @@ func openLayout(r Reference, st store) (opened, error) {
 		return opened{}, exitcode.Operationalf("%s has %d manifests named %q", st.where(), len(chosen), r.Tag)
 	}
 	d := chosen[0]
+	if d.MediaType == "" {
+		// Some tools leave the media type out of index.json: the document says what it is.
+		raw, err := readVerified(st, d, maxManifestBytes, "manifest")
+		if err != nil {
+			return opened{}, exitcode.Operationalf("%w", err)
+		}
+		d.MediaType = sniffMediaType(raw)
+	}
 	o := opened{digest: d.Digest, desc: d}
 	switch {
 	case d.MediaType.IsIndex():
@@ -257,6 +266,27 @@ func openLayout(r Reference, st store) (opened, error) {
 		return opened{}, exitcode.Operationalf("%w", err)
 	}
 	return o, nil
+}
+
+// sniffMediaType tells an index from an image manifest by its content.
+func sniffMediaType(raw []byte) types.MediaType {
+	var probe struct {
+		MediaType types.MediaType  `json:"mediaType"`
+		Manifests *json.RawMessage `json:"manifests"`
+		Layers    *json.RawMessage `json:"layers"`
+	}
+	if json.Unmarshal(raw, &probe) != nil {
+		return ""
+	}
+	switch {
+	case probe.MediaType != "":
+		return probe.MediaType
+	case probe.Manifests != nil:
+		return types.OCIImageIndex
+	case probe.Layers != nil:
+		return types.OCIManifestSchema1
+	}
+	return ""
 }
 
 func describeRef(n string, d v1.Descriptor) string {

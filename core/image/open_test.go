@@ -337,3 +337,27 @@ func TestOCIArchiveHardLinks(t *testing.T) {
 		t.Errorf("Scan: %v", err)
 	}
 }
+
+// TestOpenLayoutWithoutMediaTypes: index.json entries without a media type (some tools write them so) are
+// recognised by their content, for an image and for an index.
+func TestOpenLayoutWithoutMediaTypes(t *testing.T) {
+	idx, _ := multiArch(t)
+	for name, x := range map[string]any{"image": tinyImage(t, amd64), "index": idx} {
+		dir := t.TempDir()
+		testenv.WriteOCI(t, x, dir, "")
+		var im v1.IndexManifest
+		b, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+		json.Unmarshal(b, &im)
+		im.Manifests[0].MediaType = ""
+		b, _ = json.Marshal(im)
+		os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644)
+		src, err := image.Open(context.Background(), "oci:"+dir, image.Options{Platform: "linux/amd64"})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if (src.Index != nil) != (name == "index") || len(src.Images) != 1 {
+			t.Errorf("%s: index %v, %d images", name, src.Index != nil, len(src.Images))
+		}
+	}
+}
