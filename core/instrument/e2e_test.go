@@ -1,17 +1,23 @@
 package instrument
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/crs-ci/crs-ci/core/exitcode"
 	"github.com/crs-ci/crs-ci/core/internal/testenv"
@@ -198,4 +204,146 @@ func TestEndToEndMusl(t *testing.T) {
 		!strings.Contains(string(ev), `"program":"/app/readfile"`) {
 		t.Errorf("events lack the deny of /etc/crs-secret by /app/readfile:\n%s", ev)
 	}
+}
+
+// TestEndToEndIndexARM64: a two-platform index (real bookworm amd64 and arm64 files) is instrumented with
+// the real probes and pushed; the arm64 image of the pushed index is pulled, unpacked into a directory and its
+// real cat run under qemu-aarch64 with the image as root (-L): the arm64 probe from the layer loads (named by
+// LD_PRELOAD: qemu-user's guest loader skips /etc/ld.so.preload, whose content is checked separately), denies
+// the secret and writes the event.
+func TestEndToEndIndexARM64(t *testing.T) {
+	if _, err := probe.For(probe.Glibc, "arm64"); err != nil {
+		t.Fatalf("the real arm64 probe is not embedded (make probe): %v", err)
+	}
+	qemu, err := exec.LookPath("qemu-aarch64-static")
+	if err != nil {
+		t.Fatalf("qemu-user-static not installed (scripts/install-deps.sh installs it): %v", err)
+	}
+	const secret = "crs-e2e-arm64-secret"
+	extra := testenv.LayerFromFiles(testenv.Reg("/etc/crs-secret", []byte(secret+"\n")),
+		testenv.Reg("/etc/hello", []byte("hello-from-arm64\n")), testenv.Dir("/tmp").WithMode(0o1777))
+	arm, err := mutate.AppendLayers(minimalImage(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Config{Cmd: []string{"/usr/bin/cat"}},
+		v1.Platform{OS: "linux", Architecture: "arm64"},
+		"/usr/bin/cat", "/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libdl.so.2"), extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd, err := mutate.AppendLayers(minimalAMD64(t), extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	reg := sharedRegistry(t)
+	push(t, reg, "e2e/multi:1", nil, idx)
+	o := baseOptions(t, reg.Host+"/e2e/multi:1", keychain(t, reg.User, reg.Password, reg.Host))
+	o.Compat.Probes = nil
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatalf("instrument: exit %d: %v", exitcode.Of(err), err)
+	}
+
+	// Pull the arm64 image of the pushed index and unpack it.
+	lref, _ := name.ParseReference(rep.Layered.Ref, name.Insecure)
+	out, err := remote.Index(lref, basicAuth(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := out.IndexManifest()
+	if len(im.Manifests) != 2 || im.Manifests[1].Platform.Architecture != "arm64" {
+		t.Fatalf("layered index %+v", im.Manifests)
+	}
+	img, err := out.Image(im.Manifests[1].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	unpack(t, img, root)
+	preload, err := os.ReadFile(filepath.Join(root, "etc", "ld.so.preload"))
+	if err != nil || string(preload) != probe.LibraryPath+"\n" {
+		t.Fatalf("/etc/ld.so.preload of the arm64 image: %q (%v)", preload, err)
+	}
+	// Under qemu-user the guest's ld.so does not consult /etc/ld.so.preload (seen with qemu 7.2: LD_DEBUG shows
+	// no attempt), so the probe the layer installed is named with LD_PRELOAD, the same file the preload names.
+	events := filepath.Join(root, "tmp", "events.jsonl")
+	cmd := exec.Command(qemu, "-L", root, filepath.Join(root, "usr/bin/cat"), "/etc/hello", "/etc/crs-secret")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LD_PRELOAD=" + probe.LibraryPath, "CRS_EVENTS=file:" + events}
+	got, _ := cmd.CombinedOutput() // cat exits 1: one file was denied
+	t.Logf("qemu-aarch64 cat:\n%s", got)
+	if !strings.Contains(string(got), "hello-from-arm64") {
+		t.Error("the allowed file was not read: the arm64 program did not run")
+	}
+	if strings.Contains(string(got), secret) || !strings.Contains(string(got), "/etc/crs-secret: Permission denied") {
+		t.Error("the secret was not denied under the arm64 probe")
+	}
+	ev, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatalf("no events: %v", err)
+	}
+	if !strings.Contains(string(ev), `"path":"/etc/crs-secret"`) || !strings.Contains(string(ev), `"action":"deny"`) {
+		t.Errorf("events lack the deny:\n%s", ev)
+	}
+}
+
+// unpack writes the flattened filesystem of img under dir (regular files, directories, symlinks, hard links;
+// owners kept, device nodes skipped), refusing entries that would land outside dir.
+func unpack(t *testing.T, img v1.Image, dir string) {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("unpacking: %v", err)
+		}
+		p := filepath.Join(dir, filepath.Clean("/"+h.Name))
+		if !strings.HasPrefix(p, dir+string(filepath.Separator)) && p != dir {
+			t.Fatalf("unpacking: %s escapes the root", h.Name)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, os.FileMode(h.Mode).Perm()); err != nil {
+				t.Fatal(err)
+			}
+			_ = os.Chmod(p, os.FileMode(h.Mode).Perm()|modeBits(h.Mode))
+		case tar.TypeReg:
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, os.FileMode(h.Mode).Perm())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(f, tr); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		case tar.TypeSymlink:
+			_ = os.Remove(p)
+			if err := os.Symlink(h.Linkname, p); err != nil {
+				t.Fatal(err)
+			}
+		case tar.TypeLink:
+			_ = os.Remove(p)
+			if err := os.Link(filepath.Join(dir, filepath.Clean("/"+h.Linkname)), p); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			continue
+		}
+		_ = os.Lchown(p, h.Uid, h.Gid)
+	}
+}
+
+func modeBits(m int64) os.FileMode {
+	var out os.FileMode
+	if m&0o1000 != 0 {
+		out |= os.ModeSticky
+	}
+	return out
 }
