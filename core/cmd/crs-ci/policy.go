@@ -384,6 +384,7 @@ func policyTestCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "tests", Usage: "the test file (default: NAME.test.yaml beside each policy)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "also list passing tests"},
+			&cli.StringSliceFlag{Name: "report", Usage: "also write a report, FORMAT=PATH (repeatable; a failing test is an error finding at its line)"},
 		},
 		OnUsageError: usageOnError,
 		Action: func(c *cli.Context) error {
@@ -424,6 +425,11 @@ func policyTestCommand() *cli.Command {
 					return exitcode.Usagef("no policy test files (NAME.test.yaml beside NAME.yaml) found")
 				}
 			}
+			targets, err := reportTargets(c.StringSlice("report"))
+			if err != nil {
+				return err
+			}
+			rep := &report.Report{Command: "policy test", Verdict: report.Valid}
 			out := c.App.Writer
 			total, failed := 0, 0
 			for _, j := range jobs {
@@ -448,8 +454,17 @@ func policyTestCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				entry := report.PolicyFile{File: j.tests, Name: p.Name(), Verdict: report.Valid, SHA256: cp.SHA256(), Findings: []report.Finding{}}
 				for _, r := range tf.Run(cp) {
 					total++
+					if !r.Pass {
+						entry.Verdict, rep.Verdict = report.Invalid, report.Invalid
+						entry.Findings = append(entry.Findings, report.Finding{
+							Code: "policy-test-failed", Severity: report.Error, File: j.tests, Line: r.Case.Line, Column: 1,
+							Message: fmt.Sprintf("%s: %s", r.Case.Name, r.Why),
+							Hint:    fmt.Sprintf("fix the policy %s or the expectation", j.policy),
+						})
+					}
 					if r.Pass {
 						if c.Bool("verbose") {
 							fmt.Fprintf(out, "PASS %s:%d: %s\n", j.tests, r.Case.Line, r.Case.Name)
@@ -460,6 +475,12 @@ func policyTestCommand() *cli.Command {
 					fmt.Fprintf(out, "FAIL %s:%d: %s: %s\n", j.tests, r.Case.Line, r.Case.Name, r.Why)
 				}
 				fmt.Fprintf(out, "%s: %d test(s) against %s (sha256 %s)\n", j.tests, len(tf.Cases), j.policy, cp.SHA256()[:12])
+				rep.Policies = append(rep.Policies, entry)
+			}
+			for _, t := range targets {
+				if err := report.WriteFile(t, rep); err != nil {
+					return exitcode.Operationalf("%w", err)
+				}
 			}
 			fmt.Fprintf(out, "%d test(s), %d failed\n", total, failed)
 			if failed > 0 {

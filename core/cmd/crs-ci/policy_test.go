@@ -244,9 +244,13 @@ func TestPolicyTestCommand(t *testing.T) {
 	// the test file names its policy relative to itself
 	rel, _ := filepath.Rel(dir, filepath.Join(wd, "../../../policies/baseline.yaml"))
 	must(t, os.WriteFile(failing, []byte("apiVersion: crs-ci/v1\nkind: PolicyTest\npolicy: "+rel+"\ntests:\n  - {name: shadow, op: read, path: /etc/shadow, expect: allow}\n"), 0o644))
-	code, out, _ := crs(t, "policy", "test", "--tests", failing)
+	junit := filepath.Join(dir, "tests.xml")
+	code, out, _ := crs(t, "policy", "test", "--tests", failing, "--report", "junit="+junit)
 	if code != 1 || !strings.Contains(out, "FAIL "+failing+":5: shadow: want allow, got deny by rule \"no-secrets\"") {
 		t.Fatalf("failing test: exit %d\n%s", code, out)
+	}
+	if x, err := os.ReadFile(junit); err != nil || !strings.Contains(string(x), `failures="1"`) || !strings.Contains(string(x), "policy-test-failed") {
+		t.Fatalf("junit report of the failing test: %v\n%s", err, x)
 	}
 	if code, _, errs := crs(t, "policy", "test", "../../../policies/baseline.yaml", "--tests", filepath.Join(dir, "none.test.yaml")); code != 3 {
 		t.Fatalf("missing test file: exit %d, want 3: %s", code, errs)
