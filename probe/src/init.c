@@ -1,7 +1,7 @@
 /* Initialisation: find the acting program, map and verify the policy, note the event sink. It is lazy: it
  * runs at the first hooked call of a process (which may come before our constructor: another library's
  * constructor), so a process that never calls a hooked function (/bin/true) pays nothing. Real functions are
- * resolved with dlsym one by one, on their first use. */
+ * resolved with dlsym one by one, on their first use (the exec family in the constructor). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -112,4 +112,13 @@ void *crs_real_slow(int idx)
 	void *f = dlsym(CRS_RTLD_NEXT, real_names[idx]); /* racing threads find the same address */
 	__atomic_store_n(&crs_real_fns[idx], f, __ATOMIC_RELEASE);
 	return f;
+}
+
+/* The exec family is resolved up front: those hooks also run in vfork() children, where dlsym (which may take
+ * the loader's lock and allocate) must not run. Everything else waits for its first use. */
+__attribute__((constructor)) static void crs_constructor(void)
+{
+	static const int early[] = {CRS_R_execve, CRS_R_execv, CRS_R_execvp, CRS_R_execvpe, CRS_R_fexecve, CRS_R_execveat};
+	for (unsigned i = 0; i < sizeof early / sizeof early[0]; i++)
+		crs_real(early[i]);
 }

@@ -162,6 +162,7 @@ func helperCases() []helperCase {
 			event: &want{Op: "read", Path: "/srv/secret/key", Action: "deny", Program: "/usr/bin/cat"}},
 		{name: "threads and fork", args: []string{"threads", "/srv/secret/key"}, out: "ok denied=4 child=13", event: deniedRead},
 		{name: "signal handler", args: []string{"signal", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "vfork child", args: []string{"vfork-exec", "/usr/bin/id"}, out: "ok child=13", event: execID},
 		{name: "connect v4", args: []string{"connect", "127.0.0.1", "25"}, out: "err EPERM",
 			event: &want{Op: "connect", Addr: "127.0.0.1:25", Action: "deny", Rule: "no-smtp"}},
 		{name: "connect v6", args: []string{"connect", "::1", "25"}, out: "err EPERM",

@@ -390,6 +390,18 @@ int main(int argc, char **argv)
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		return fd_result(openat(s, a, O_RDONLY));
 	}
+	if (!strcmp(op, "vfork-exec")) { /* the exec hook running in a vfork child */
+		char *args[] = {(char *)a, 0};
+		pid_t pid = vfork();
+		if (pid == 0) {
+			execve(a, args, environ);
+			_exit(errno == EPERM ? 13 : 1);
+		}
+		int st = 0;
+		waitpid(pid, &st, 0);
+		printf("ok child=%d\n", WEXITSTATUS(st));
+		return 0;
+	}
 	if (!strcmp(op, "openat-badfd"))
 		return fd_result(openat(999, a, O_RDONLY));
 	if (!strcmp(op, "twice")) { /* open A (denied, event dropped: no sink dir), mkdir B, open A again */
