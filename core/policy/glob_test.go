@@ -230,3 +230,26 @@ func normalised(p string) bool {
 	}
 	return true
 }
+
+func TestPathCovered(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"/etc/**", "/etc/passwd", true},
+		{"/etc/**", "/etc/ssl/**", true},
+		{"/etc/**", "/etc", false},
+		{"/etc/**", "/etcx/a", false},
+		{"/**", "/a/*", true},
+		{"/**", "/*", false}, // "/*" also matches "/", which "/**" does not
+		{"/**", "/", false},
+		{"/usr/bin/*", "/usr/bin/sh", true},
+		{"/usr/bin/*", "/usr/bin/*sh", false}, // undecided cases are not reported
+		{"/a/b", "/a/b", true},
+	}
+	for _, tt := range tests {
+		if got := pathCovered(tt.a, tt.b); got != tt.want {
+			t.Errorf("pathCovered(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

@@ -143,7 +143,7 @@ func pathCovered(a, b string) bool {
 		return true
 	}
 	if a == "/**" {
-		return b != "/"
+		return !matchGlob(b, "/") // "/**" matches everything but the root itself
 	}
 	if strings.HasSuffix(a, "/**") {
 		dir := strings.TrimSuffix(a, "**")
