@@ -49,7 +49,7 @@ func policyValidateCommand() *cli.Command {
 		ArgsUsage: "[PATH ...]",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "strict", Usage: "warnings fail the validation too (reported as errors)"},
-			&cli.StringFlag{Name: "format", Value: "text", Usage: "output on stdout: text, json or sarif"},
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "output on stdout: text (compiler style), json, sarif, junit or markdown"},
 			&cli.StringSliceFlag{Name: "report", Usage: "also write a report, FORMAT=PATH (repeatable)"},
 		}, ciFlags()...),
 		OnUsageError: usageOnError,
@@ -61,7 +61,7 @@ func policyValidateCommand() *cli.Command {
 			format := c.String("format")
 			if format != "text" {
 				if _, err := report.ParseTarget(format + "=-"); err != nil {
-					return exitcode.Usagef("--format %q: want text, json or sarif", format)
+					return exitcode.Usagef("--format %q: want text or a report format (%s)", format, strings.Join(report.Formats(), ", "))
 				}
 			}
 			targets, err := reportTargets(c.StringSlice("report"))
