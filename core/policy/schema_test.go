@@ -149,3 +149,50 @@ func TestSchemaSyscallNames(t *testing.T) {
 		}
 	}
 }
+
+// TestTestSchema: the PolicyTest schema accepts every example test file and refuses the shapes
+// ParseTestFile refuses.
+func TestTestSchema(t *testing.T) {
+	c := jsonschema.NewCompiler()
+	sch, err := c.Compile("../../policies/crs-ci-policy-test.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("../../policies/*.test.yaml")
+	if len(files) < 4 {
+		t.Fatalf("want the example test files, got %v", files)
+	}
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		inst, ok := yamlToInstance(data)
+		if !ok {
+			t.Fatalf("%s is not YAML", f)
+		}
+		if err := sch.Validate(inst); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+		if _, err := ParseTestFile(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	head := "apiVersion: crs-ci/v1\nkind: PolicyTest\ntests:\n"
+	for _, bad := range []string{
+		"  - {op: opne, path: /a, expect: allow}\n",
+		"  - {op: read, expect: allow}\n",
+		"  - {op: connect, address: example.com:80, expect: allow}\n",
+		"  - {op: read, path: /a, expect: block}\n",
+		"  - {op: read, path: /a, expect: allow, rules: x}\n",
+		"  - {op: syscall, syscall: ptrce, expect: allow}\n",
+	} {
+		inst, _ := yamlToInstance([]byte(head + bad))
+		if sch.Validate(inst) == nil {
+			t.Errorf("the test schema accepts %q", bad)
+		}
+		dir := t.TempDir()
+		p := filepath.Join(dir, "x.test.yaml")
+		os.WriteFile(p, []byte(head+bad), 0o644)
+		if _, err := ParseTestFile(p); err == nil {
+			t.Errorf("ParseTestFile accepts %q", bad)
+		}
+	}
+}
