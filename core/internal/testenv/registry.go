@@ -36,6 +36,12 @@ type Registry struct {
 // NewRegistry starts a registry accepting user/password. Close stops it and removes its storage. Use it
 // from TestMain to share one registry per test binary; StartRegistry is the per-test form.
 func NewRegistry(user, password string) (*Registry, error) {
+	return NewRegistryWithConfig(user, password, "")
+}
+
+// NewRegistryWithConfig is NewRegistry with extra top-level configuration appended to the registry's
+// config.yml (e.g. a notifications: block).
+func NewRegistryWithConfig(user, password, extra string) (*Registry, error) {
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		return nil, fmt.Errorf("docker-registry not installed (scripts/install-deps.sh installs it): %w", err)
@@ -62,7 +68,7 @@ func NewRegistry(user, password string) (*Registry, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		r, err := startRegistry(bin, dir, user, password)
+		r, err := startRegistry(bin, dir, user, password, extra)
 		if err == nil {
 			return r, nil
 		}
@@ -72,7 +78,7 @@ func NewRegistry(user, password string) (*Registry, error) {
 	return nil, lastErr
 }
 
-func startRegistry(bin, dir, user, password string) (*Registry, error) {
+func startRegistry(bin, dir, user, password, extra string) (*Registry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -98,7 +104,7 @@ auth:
   htpasswd:
     realm: crs-ci-test
     path: %s/htpasswd
-`, dir, host, dir)
+%s`, dir, host, dir, extra)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
