@@ -98,33 +98,43 @@ print(len(m["layers"]), comp, unc)
 EOF
 )
 
-ms() { date +%s%N; }
-run_export() { "$CRANE" export "$IMAGE" - | tar -t >/dev/null; }
+run_export() { "$CRANE" export "$IMAGE" - 2>>"$WORK/export.err" | tar -t >/dev/null; }
 run_check() { # $1 = cache dir
   local rc=0
   "$BIN" check "$IMAGE" --cache-dir "$1" --ci none --format json >"$WORK/report.json" 2>"$WORK/check.err" || rc=$?
   [ "$rc" -le 1 ] || { cat "$WORK/check.err" >&2; die "crs-ci check failed with exit $rc"; }
 }
-timed() { local s e; s=$(ms); "$@"; e=$(ms); echo $(((e - s) / 1000000)); }
+# timed CMD… prints "WALL_MS CPU_MS": elapsed time, and user+system CPU time of CMD and its children.
+timed() {
+  local TIMEFORMAT='%R %U %S' t
+  t=$({ time "$@" 2>>"$WORK/timed.err"; } 2>&1)
+  awk '{printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000}' <<<"$t"
+}
 
 log "image $IMAGE: $LAYERS layers, $COMPRESSED bytes compressed, $UNCOMPRESSED uncompressed; $REPS repetitions"
 run_export # warm the page cache and the registry
 WARM="$WORK/warm-cache"
 run_check "$WARM" # fills the warm cache
 VERDICT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["verdict"])' "$WORK/report.json")"
-EXPORT=() COLD=() CACHED=()
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+EXPORT=() COLD=() CACHED=() EXPORT_CPU=() COLD_CPU=() CACHED_CPU=()
 for i in $(seq "$REPS"); do
-  EXPORT+=("$(timed run_export)")
+  read -r w c < <(timed run_export); EXPORT+=("$w"); EXPORT_CPU+=("$c")
   rm -rf "$WORK/cold"
-  COLD+=("$(timed run_check "$WORK/cold")")
-  CACHED+=("$(timed run_check "$WARM")")
-  log "rep $i: export ${EXPORT[-1]} ms, check cold ${COLD[-1]} ms, cached ${CACHED[-1]} ms"
+  read -r w c < <(timed run_check "$WORK/cold"); COLD+=("$w"); COLD_CPU+=("$c")
+  read -r w c < <(timed run_check "$WARM"); CACHED+=("$w"); CACHED_CPU+=("$c")
+  log "rep $i: export ${EXPORT[-1]} ms (cpu ${EXPORT_CPU[-1]}), check cold ${COLD[-1]} ms (cpu ${COLD_CPU[-1]}), cached ${CACHED[-1]} ms (cpu ${CACHED_CPU[-1]})"
 done
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
 M_EXPORT=$(median "${EXPORT[@]}")
 M_COLD=$(median "${COLD[@]}")
 M_CACHED=$(median "${CACHED[@]}")
+C_EXPORT=$(median "${EXPORT_CPU[@]}")
+C_COLD=$(median "${COLD_CPU[@]}")
+C_CACHED=$(median "${CACHED_CPU[@]}")
+R_COLD_CPU=$(awk -v a="$C_COLD" -v b="$C_EXPORT" 'BEGIN{printf "%.2f", a/b}')
 R_COLD=$(awk -v a="$M_COLD" -v b="$M_EXPORT" 'BEGIN{printf "%.2f", a/b}')
 R_CACHED=$(awk -v a="$M_CACHED" -v b="$M_COLD" 'BEGIN{printf "%.3f", a/b}')
 goal() { # ratio goal → "met" or "missed by N×"
@@ -154,16 +164,19 @@ interleaved runs each.
   $(mib "$UNCOMPRESSED") uncompressed; verdict \`$VERDICT\`
 - Reproduce: \`make build && scripts/bench-check.sh\` (or \`make bench\`)
 
-| run | command | median | runs (ms) |
-|---|---|---|---|
-| export | \`crane export IMAGE - \| tar -t >/dev/null\` | $M_EXPORT ms | ${EXPORT[*]} |
-| cold check | \`crs-ci check IMAGE --cache-dir EMPTY_DIR\` | $M_COLD ms | ${COLD[*]} |
-| cached check | \`crs-ci check IMAGE --cache-dir WARM_DIR\` | $M_CACHED ms | ${CACHED[*]} |
+| run | command | median elapsed | runs (ms) | median CPU (user+sys) |
+|---|---|---|---|---|
+| export | \`crane export IMAGE - \| tar -t >/dev/null\` | $M_EXPORT ms | ${EXPORT[*]} | $C_EXPORT ms |
+| cold check | \`crs-ci check IMAGE --cache-dir EMPTY_DIR\` | $M_COLD ms | ${COLD[*]} | $C_COLD ms |
+| cached check | \`crs-ci check IMAGE --cache-dir WARM_DIR\` | $M_CACHED ms | ${CACHED[*]} | $C_CACHED ms |
 
-| goal | ratio | result |
+| goal (elapsed time) | ratio | result |
 |---|---|---|
 | cold check ≤ 0.5 × export | $R_COLD | $G_COLD |
 | cached check ≤ 0.1 × cold check | $R_CACHED | $G_CACHED |
+
+Load average (1, 5, 15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. On a machine shared with other
+work the elapsed times spread widely; the CPU time (cold check / export: $R_COLD_CPU) does not depend on it.
 
 The cold check pulls every layer, decompresses it once (layers in parallel), reads the tar stream and
 analyses ELF files, scripts and /etc/ld.so.preload on the way; nothing is written to disk but the facts cache.
