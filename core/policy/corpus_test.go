@@ -64,7 +64,7 @@ func TestBrokenCorpus(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			p, fs, err := ParseFile(file)
+			_, fs, err := ParseFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,11 +84,6 @@ func TestBrokenCorpus(t *testing.T) {
 			for _, f := range fs {
 				if f.File != file || f.Line < 1 || f.Column < 1 || f.Message == "" {
 					t.Errorf("finding without a full position or message: %+v", f)
-				}
-			}
-			if p != nil {
-				if _, err := Compile(p); err == nil && p.Rules == nil && false {
-					t.Errorf("unreachable")
 				}
 			}
 		})
@@ -116,7 +111,7 @@ func TestGoodCorpus(t *testing.T) {
 				}
 			}
 			for _, f := range fs {
-				if f.Severity == report.Warning && !has(nil, "", expectation{}) {
+				if f.Severity == report.Warning {
 					found := false
 					for _, e := range warns {
 						found = found || (e.code == f.Code && e.line == f.Line)

@@ -25,7 +25,7 @@ const (
 	MaxFileSize = 1 << 20
 	// maxNodeVisits bounds the YAML nodes visited, aliases included (a defence against alias bombs).
 	maxNodeVisits = 200_000
-	// maxPatterns bounds the values of one rule after list expansion.
+	// maxValues bounds the values of one rule after list expansion.
 	maxValues = 10_000
 )
 
@@ -69,9 +69,6 @@ func Parse(file string, data []byte) (*Policy, []report.Finding) {
 		ps.warnings(p)
 	}
 	sortFindings(ps.findings)
-	if HasErrors(ps.findings) {
-		return p, ps.findings
-	}
 	return p, ps.findings
 }
 
@@ -746,10 +743,6 @@ func (ps *parser) rule(rn *yaml.Node) *Rule {
 		}
 		r.Name = name
 		what = fmt.Sprintf("rule %q", name)
-		if vn := ps.node(f.val); vn != nil {
-			r.Line, r.Col = vn.Line, vn.Column
-			r.Line, r.Col = rn.Line, rn.Column
-		}
 	}
 	if f, ok := m["description"]; ok {
 		ps.str(f.val, "description")
