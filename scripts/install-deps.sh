@@ -16,6 +16,8 @@ PKGS=(
   skopeo umoci strace curl ca-certificates
   # CI shim tests: the Jenkins shared library (groovy), the vsix listing (unzip)
   groovy unzip
+  # C fuzzing (probe/fuzz, make fuzz): clang with libFuzzer and the sanitizers
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -34,6 +34,35 @@ static int strref_ok(const struct crs_policy *p, uint32_t ref) { return ref < p-
 
 static const char *str(const struct crs_policy *p, uint32_t ref) { return p->strs + ref; }
 
+/* key_ok checks an index entry against its pattern: the pattern is absolute, the key is the pattern's literal
+ * prefix (the bytes before the first * ? [ \) cut after its last '/', and the literal flag is set exactly
+ * when the pattern has none of those characters. */
+static int key_ok(const char *key, const char *pat, uint32_t literal)
+{
+	size_t meta = 0, cut = 0;
+	if (pat[0] != '/')
+		return 0;
+	while (pat[meta] && pat[meta] != '*' && pat[meta] != '?' && pat[meta] != '[' && pat[meta] != '\\') {
+		if (pat[meta] == '/')
+			cut = meta + 1;
+		meta++;
+	}
+	if (literal != (pat[meta] == 0))
+		return 0;
+	for (size_t i = 0; i < cut; i++)
+		if (key[i] != pat[i])
+			return 0;
+	return key[cut] == 0;
+}
+
+/* keycmp compares two NUL-terminated strings bytewise, as strcmp (and Go's string order) does. */
+static int keycmp(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return (int)(unsigned char)*a - (int)(unsigned char)*b;
+}
+
 int crs_policy_load(struct crs_policy *p, const uint8_t *b, size_t len, const char **why)
 {
 	static const char magic[8] = {'C', 'R', 'S', 'C', 'I', 'P', 'O', 'L'};
@@ -136,12 +165,27 @@ int crs_policy_load(struct crs_policy *p, const uint8_t *b, size_t len, const ch
 	}
 	const uint8_t *idx[2] = {p->fileidx, p->execidx};
 	uint32_t nidx[2] = {p->nfile, p->nexec};
+	const uint8_t cat[2] = {CRS_CAT_FILE, CRS_CAT_EXEC};
 	for (int t = 0; t < 2; t++)
 		for (uint32_t i = 0; i < nidx[t]; i++) {
 			const uint8_t *e = idx[t] + (size_t)i * IDX_SIZE;
 			if (!strref_ok(p, crs_le32(e)) || !strref_ok(p, crs_le32(e + 4)) ||
 			    crs_le32(e + 8) >= p->nrules)
 				return *why = "path index entry out of bounds", -1;
+			if (p->rules[(size_t)crs_le32(e + 8) * RULE_SIZE + R_CAT] != cat[t])
+				return *why = "path index entry names a rule of another category", -1;
+			/* the lookup compares only past the key and trusts the literal flag: both must be what the
+			 * format says, or a crafted entry reads past its pattern (probe/fuzz found it) */
+			if (!key_ok(str(p, crs_le32(e)), str(p, crs_le32(e + 4)), crs_le32(e + 12) & 1))
+				return *why = "path index entry key or flags do not fit its pattern", -1;
+			/* sorted by key, then rule index, as core/policy's Load requires: the binary search and the key
+			 * hash tables only agree on a sorted index (probe/fuzz found a policy where they did not) */
+			if (i > 0) {
+				const uint8_t *prev = e - IDX_SIZE;
+				int c = keycmp(str(p, crs_le32(prev)), str(p, crs_le32(e)));
+				if (c > 0 || (c == 0 && crs_le32(prev + 8) > crs_le32(e + 8)))
+					return *why = "path index not sorted", -1;
+			}
 		}
 	return 0;
 }
@@ -191,7 +235,7 @@ static int class(const char **pp, unsigned char c)
  * GLOB_ABORT: the subject ran out while the pattern still needed a character, so no longer run for any
  * enclosing '*' or '**' can match either; GLOB_ABORT_COMPONENT: a '*' reached the '/' ending its component
  * without a match, so no longer run for an enclosing '*' of the same component can match (a '**' still tries
- * the next components). Without them, '*a*a*a*a*b' against a long run of 'a's backtracks exponentially: a
+ * the next components); a '**' that tried every later component gives GLOB_ABORT too. Without them, '*a*a*a*a*b' against a long run of 'a's backtracks exponentially: a
  * workload could stall every hooked call with one long file name (probe/fuzz found it). */
 #define GLOB_ABORT (-1)
 #define GLOB_ABORT_COMPONENT (-2)
@@ -213,7 +257,7 @@ static int glob(const char *start, const char *p, const char *s)
 				for (const char *q = s; *q; q++)
 					if (*q == '/' && ((m = glob(start, p + 3, q + 1)) == 1 || m == GLOB_ABORT))
 						return m;
-				return 0;
+				return GLOB_ABORT; /* every later start was tried: no enclosing star can do better */
 			}
 			while (*p == '*')
 				p++;

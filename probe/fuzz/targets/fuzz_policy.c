@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../src/decide.h"
-#include "../src/sha256.h"
+#include "../../src/decide.h"
+#include "../../src/sha256.h"
 
 static const char *const paths[] = {
 	"/", "/etc/shadow", "/etc/passwd", "/etc/ssl/certs/ca.pem", "/root/.ssh/id_rsa", "/usr/bin/sh",
