@@ -26,12 +26,13 @@ func checkCommand() *cli.Command {
 			"Finding codes are listed in docs/check.md.",
 		OnUsageError: usageOnError,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "platform", Usage: "`OS/ARCH[/VARIANT]` of an index to check, or all (default: this machine's)"},
+			&cli.StringFlag{Name: "platform", Usage: "platform of an index to check: `OS/ARCH[/VARIANT]` or all (default: this machine's)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output on stdout: `text` or json"},
 			&cli.StringSliceFlag{Name: "report", Usage: "also write a report, `FMT=PATH` (json, markdown, …; repeatable)"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "per-layer facts cache `DIR` (default: the user cache dir/crs-ci)"},
 			&cli.BoolFlag{Name: "no-cache", Usage: "neither read nor write the per-layer facts cache"},
-			&cli.Int64Flag{Name: "max-layer-bytes", Usage: "stop with an error when a layer expands beyond `N` bytes (default 64 GiB)"},
+			&cli.Int64Flag{Name: "max-layer-bytes", Value: image.DefaultMaxLayerBytes,
+				Usage: "stop with an error when a layer expands beyond `N` bytes (a decompression bomb)"},
 			&cli.BoolFlag{Name: "allow-unhookable-entrypoint",
 				Usage: "a static or Go entrypoint is a warning, not a rejection (for images whose child processes matter more)"},
 		}, ciFlags()...),
@@ -55,7 +56,7 @@ func runCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Int64("max-layer-bytes") < 0 {
+	if c.Int64("max-layer-bytes") <= 0 {
 		return exitcode.Usagef("--max-layer-bytes %d: want a positive number of bytes", c.Int64("max-layer-bytes"))
 	}
 	cacheDir := c.String("cache-dir")
