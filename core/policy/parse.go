@@ -609,7 +609,7 @@ func (ps *parser) events(n *yaml.Node) {
 		ps.errAt(n, "relative-path", "the events path must be absolute inside the container", "events %s path %q is not absolute", kind, path)
 		return
 	}
-	if isLiteral(path) == false || strings.Contains(path, "//") || strings.HasSuffix(path, "/") {
+	if !isLiteral(path) || strings.Contains(path, "//") || strings.HasSuffix(path, "/") {
 		ps.errAt(n, "bad-path", "write a plain absolute file path", "events path %q is not a plain normalised path", path)
 		return
 	}
@@ -1027,11 +1027,11 @@ func cidrHint(s string) string {
 func parsePort(s string) ([2]uint16, string, string) {
 	hint := "write a port number 0-65535 or a range such as 8000-8999"
 	lo, hi, isRange := strings.Cut(s, "-")
-	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 32)
+	a, err1 := strconv.ParseUint(lo, 10, 32)
 	b := a
 	var err2 error
 	if isRange {
-		b, err2 = strconv.ParseUint(strings.TrimSpace(hi), 10, 32)
+		b, err2 = strconv.ParseUint(hi, 10, 32)
 	}
 	if err1 != nil || err2 != nil {
 		return [2]uint16{}, fmt.Sprintf("%q is not a port or a port range", s), hint
