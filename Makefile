@@ -53,3 +53,11 @@ test-shims: build ## CI shim tests: GitHub Action, Azure DevOps task, Jenkins li
 .PHONY: matrix
 matrix: deps build ## the truth matrix on every image kind; writes docs/matrix.md
 	scripts/matrix.sh
+
+# ---- fuzzing (scripts/fuzz.sh; Go native targets under core/ and the probe's C targets in probe/fuzz) ----
+.PHONY: fuzz fuzz-short
+fuzz-short: ## every fuzz target for a bounded time (~10-15 s each, under 5 minutes); make test runs it
+	scripts/fuzz.sh short
+
+fuzz: ## every fuzz target for longer (FUZZ_TIME per Go target, default 5m; FUZZ_C_SECONDS per C target)
+	scripts/fuzz.sh long
