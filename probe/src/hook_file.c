@@ -272,6 +272,18 @@ CRS_EXPORT int mknodat(int fd, const char *p, mode_t m, dev_t d)
 	CALL(mknodat, int (*)(int, const char *, mode_t, dev_t), fd, p, m, d);
 }
 
+CRS_EXPORT int mkfifo(const char *p, mode_t m)
+{
+	CHECK(CRS_OP_MKDIR, AT_FDCWD, p);
+	CALL(mkfifo, int (*)(const char *, mode_t), p, m);
+}
+
+CRS_EXPORT int mkfifoat(int fd, const char *p, mode_t m)
+{
+	CHECK(CRS_OP_MKDIR, fd, p);
+	CALL(mkfifoat, int (*)(int, const char *, mode_t), fd, p, m);
+}
+
 /* glibc before 2.33 routes mknod through these. */
 CRS_EXPORT int __xmknod(int ver, const char *p, mode_t m, dev_t *d)
 {

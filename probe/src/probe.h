@@ -25,7 +25,7 @@
 	X(open) X(open64) X(__open) X(__open64) X(openat) X(openat64) X(__open_2) X(__open64_2) X(__openat_2) \
 	X(__openat64_2) X(creat) X(creat64) X(fopen) X(fopen64) X(freopen) X(freopen64) X(popen) X(unlink)     \
 	X(unlinkat) X(rmdir) X(rename) X(renameat) X(renameat2) X(link) X(linkat) X(symlink) X(symlinkat)      \
-	X(mkdir) X(mkdirat) X(mknod) X(mknodat) X(__xmknod) X(__xmknodat) X(chmod) X(fchmodat) X(chown)        \
+	X(mkdir) X(mkdirat) X(mknod) X(mknodat) X(mkfifo) X(mkfifoat) X(__xmknod) X(__xmknodat) X(chmod) X(fchmodat) X(chown)        \
 	X(lchown) X(fchownat) X(truncate) X(truncate64) X(execve) X(execv) X(execvp) X(execvpe) X(fexecve)     \
 	X(execveat) X(posix_spawn) X(posix_spawnp) X(system) X(connect) X(__connect) X(bind) X(listen)         \
 	X(accept) X(accept4) X(sendto) X(sendmsg) X(syscall)

@@ -314,6 +314,8 @@ int main(int argc, char **argv)
 		return int_result(mkdirat(AT_FDCWD, a, 0755));
 	if (!strcmp(op, "mknod"))
 		return int_result(mknod(a, S_IFIFO | 0644, 0));
+	if (!strcmp(op, "mkfifoat"))
+		return int_result(mkfifoat(AT_FDCWD, a, 0644));
 	if (!strcmp(op, "mknodat"))
 		return int_result(mknodat(AT_FDCWD, a, S_IFIFO | 0644, 0));
 	if (!strcmp(op, "fchmodat"))
