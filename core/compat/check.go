@@ -26,7 +26,8 @@ type Options struct {
 	NoCache bool
 	// Progress receives one line per platform as it is checked; nil = silent.
 	Progress io.Writer
-	// LayerProgress receives a line per layer read (for terminals); nil = silent.
+	// LayerProgress receives a line per layer read, and one per 64 MiB read within a layer (for
+	// terminals); nil = silent.
 	LayerProgress io.Writer
 	// Probes returns the probe build for a libc family and OCI architecture; nil = probe.For (the probes
 	// embedded in crs-ci). The verdict is decided from the needs of what it returns.
@@ -123,6 +124,9 @@ func CheckImage(ctx context.Context, pi image.PlatformImage, opts Options) (Resu
 	a.arch = arch
 	scan := image.ScanOptions{Extractor: Extractor{}, Parallel: opts.Parallel, Progress: opts.LayerProgress,
 		MaxLayerBytes: opts.MaxLayerBytes}
+	if opts.LayerProgress != nil {
+		scan.ProgressEvery = 64 << 20
+	}
 	if !opts.NoCache {
 		scan.CacheDir = opts.CacheDir
 	}
