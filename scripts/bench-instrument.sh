@@ -4,7 +4,7 @@
 #
 # Runs BenchmarkInstrument (core/instrument/bench_test.go): a two-layer image of real root filesystems
 # (bookworm, trixie) in a real local registry (Debian's docker-registry, htpasswd auth, 127.0.0.1) behind a
-# byte-counting proxy; per repetition, interleaved:
+# byte-counting proxy; per repetition, interleaved (check and instrument alternate which goes first):
 #   check       crs-ci check IMAGE --no-cache                      (cold: every layer pulled and analysed)
 #   instrument  crs-ci instrument IMAGE --policy P --no-cache --to NEW_REPO
 #   warm        the same two with a warm facts cache
@@ -41,6 +41,9 @@ fi
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+# A private copy of the binary: a `make build` elsewhere in the checkout must not change it mid-run.
+cp "$BIN" "$WORK/crs-ci"
+BIN="$WORK/crs-ci"
 OUT="$WORK/result.json"
 log "running BenchmarkInstrument, $REPS repetitions"
 (cd "$ROOT" && CRS_BENCH_BIN="$BIN" CRS_BENCH_CRANE="$CRANE" CRS_BENCH_OUT="$OUT" \
@@ -89,8 +92,9 @@ each pushing to fresh repositories so every upload is real.
 What travels: the base layers are never uploaded (the target repository gets them by a cross-repository
 mount, or finds them present); the probe layer, the config and the manifest are the only bodies sent. The
 instrument time is the check (it runs the full compatibility check and the policy validation first) plus
-building the layer and the push; with a cold cache the check dominates and its run-to-run spread is larger
-than the push itself.
+building the layer and the push; with a cold cache the check dominates and its run-to-run spread on this
+shared 2-CPU machine (seconds) is larger than the push itself (about 0.1 s, see the warm rows), so the cold
+goal's verdict can flip between runs; cold check and instrument alternate which runs first.
 <!-- instrument:end -->
 """
 text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n\nWritten by `make bench`; each section by its own script.\n"

@@ -95,7 +95,7 @@ func BenchmarkInstrument(b *testing.B) {
 	if err := remote.Write(srcRef, src, basicAuth(reg)); err != nil {
 		b.Fatal(err)
 	}
-	res := BenchResult{ImageLayers: len(layers)}
+	res := BenchResult{ImageLayers: len(layers), BytesGoalMet: true}
 	for _, l := range layers {
 		s, _ := l.Size()
 		res.ImageBytes += s
@@ -120,28 +120,40 @@ func BenchmarkInstrument(b *testing.B) {
 
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res.CheckMS = append(res.CheckMS, run(bin, "check", image, "--no-cache", "--ci", "none", "--format", "json").Milliseconds())
-
+		// check and instrument alternate which goes first, so neither always meets a warmer page cache.
+		check := func() {
+			res.CheckMS = append(res.CheckMS, run(bin, "check", image, "--no-cache", "--ci", "none", "--format", "json").Milliseconds())
+		}
+		if i%2 == 0 {
+			check()
+		}
 		proxy.Clear()
 		target := fmt.Sprintf("%s/bench/out-%d-%d", proxy.Host, time.Now().UnixNano(), i)
 		res.InstrumentMS = append(res.InstrumentMS, run(bin, "instrument", image, "--policy", pol, "--no-cache", "--ci", "none",
 			"--format", "json", "--to", target+":layered").Milliseconds())
 		res.Uploaded = append(res.Uploaded, proxy.Uploaded())
+		if i%2 == 1 {
+			check()
+		}
 
+		// The exact layer crs-ci added, and this repetition's budget: that layer + config + manifest.
+		lref, _ := name.ParseReference(target+":layered", name.Insecure)
+		img, err := remote.Image(lref, basicAuth(reg))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ls, _ := img.Layers()
+		last := ls[len(ls)-1]
+		res.LayerBytes, _ = last.Size()
+		rawCfg, _ := img.RawConfigFile()
+		rawMf, _ := img.RawManifest()
+		res.ConfigBytes, res.ManifestBytes = int64(len(rawCfg)), int64(len(rawMf))
+		res.Budget = res.LayerBytes + res.ConfigBytes + res.ManifestBytes
+		if u := res.Uploaded[len(res.Uploaded)-1]; float64(u) > 1.01*float64(res.Budget) {
+			res.BytesGoalMet = false
+			b.Errorf("repetition %d uploaded %d bytes, budget %d + 1%%", i, u, res.Budget)
+		}
 		if i == 0 {
-			// The exact layer crs-ci added, and the budget: that layer + config + manifest.
-			lref, _ := name.ParseReference(target+":layered", name.Insecure)
-			img, err := remote.Image(lref, basicAuth(reg))
-			if err != nil {
-				b.Fatal(err)
-			}
-			ls, _ := img.Layers()
-			last := ls[len(ls)-1]
-			res.LayerBytes, _ = last.Size()
-			rawCfg, _ := img.RawConfigFile()
-			rawMf, _ := img.RawManifest()
-			res.ConfigBytes, res.ManifestBytes = int64(len(rawCfg)), int64(len(rawMf))
-			res.Budget = res.LayerBytes + res.ConfigBytes + res.ManifestBytes
 			rc, err := last.Compressed()
 			if err != nil {
 				b.Fatal(err)
@@ -173,12 +185,6 @@ func BenchmarkInstrument(b *testing.B) {
 	res.MedianWarmChk, res.MedianWarmIns = median(res.WarmCheckMS), median(res.WarmInstrMS)
 	res.WarmGoalMS = float64(res.MedianWarmChk) + 1.3*float64(res.MedianCrane)
 	res.WarmGoalMet = float64(res.MedianWarmIns) <= res.WarmGoalMS
-	res.BytesGoalMet = true
-	for _, u := range res.Uploaded {
-		if float64(u) > 1.01*float64(res.Budget) {
-			res.BytesGoalMet = false
-		}
-	}
 	if v, err := exec.Command(bin, "version").Output(); err == nil {
 		res.CrsCIVersion = string(v[:len(v)-1])
 	}
@@ -197,9 +203,6 @@ func BenchmarkInstrument(b *testing.B) {
 		if err := os.WriteFile(out, j, 0o644); err != nil {
 			b.Fatal(err)
 		}
-	}
-	if !res.BytesGoalMet {
-		b.Errorf("uploaded %v bytes, budget %d + 1%%", res.Uploaded, res.Budget)
 	}
 }
 
