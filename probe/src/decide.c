@@ -344,8 +344,22 @@ static int startcmp(const char *k, const char *prefix, size_t n)
  * with this one: the range narrows at every step and the walk stops as soon as it is empty. */
 /* ---- key hash tables ---- */
 
-#define FNV_OFFSET 2166136261u
-#define FNV_PRIME 16777619u
+/* key_hash hashes a prefix ending in '/' from its length and its last 8 bytes only, so a lookup looks at the
+ * path's bytes once (to find the '/'s) and hashes at the '/'s alone; equal hashes are confirmed by comparing
+ * the strings. */
+static uint32_t key_hash(const char *k, size_t len)
+{
+	uint64_t tail = 0;
+	if (len >= 8)
+		__builtin_memcpy(&tail, k + len - 8, 8); /* one unaligned load */
+	else
+		for (size_t i = 0; i < len; i++)
+			tail = tail << 8 | (uint8_t)k[i];
+	uint64_t x = tail ^ (len * 0x9E3779B97F4A7C15ull); /* splitmix64's finaliser: every bit reaches the low ones */
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return (uint32_t)(x ^ (x >> 31));
+}
 
 static const char *key_at(const struct crs_policy *p, const uint8_t *idx, uint32_t i)
 {
@@ -390,9 +404,8 @@ void crs_policy_index(struct crs_policy *p, void *mem)
 			uint32_t j = i;
 			while (j < n[t] && crs_streq(key_at(p, idx[t], j), k))
 				j++;
-			uint32_t h = FNV_OFFSET, len = 0;
-			for (; k[len]; len++)
-				h = (h ^ (uint8_t)k[len]) * FNV_PRIME;
+			uint32_t len = (uint32_t)crs_strlen(k);
+			uint32_t h = key_hash(k, len);
 			uint32_t s = h & (size - 1);
 			while (slots[s].key)
 				s = (s + 1) & (size - 1);
@@ -410,13 +423,13 @@ static int32_t scan_key(const struct crs_policy *p, const uint8_t *idx, uint32_t
 static int32_t lookup_hashed(const struct crs_policy *p, int t, const uint8_t *idx, const struct crs_request *r)
 {
 	const struct crs_keyslot *slots = p->keys[t];
-	uint32_t mask = p->keymask[t], h = FNV_OFFSET;
+	uint32_t mask = p->keymask[t];
 	const char *path = r->path;
 	int32_t best = -1;
 	for (size_t i = 0; path[i]; i++) {
-		h = (h ^ (uint8_t)path[i]) * FNV_PRIME;
 		if (path[i] != '/')
 			continue;
+		uint32_t h = key_hash(path, i + 1);
 		for (uint32_t s = h & mask; slots[s].key; s = (s + 1) & mask) {
 			const struct crs_keyslot *k = &slots[s];
 			if (k->hash != h || k->keylen != i + 1 || !crs_strneq(k->key, path, i + 1))
