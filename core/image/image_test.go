@@ -113,13 +113,14 @@ func TestRealImageOCILayout(t *testing.T) {
 }
 
 func TestOpenErrorsAreClassified(t *testing.T) {
+	empty := t.TempDir()
 	tests := []struct {
 		ref  string
 		code int
 		msg  string
 	}{
 		{"oci:/nonexistent/dir", exitcode.Operational, "opening OCI layout: stat /nonexistent/dir: no such file or directory"},
-		{"oci:/tmp", exitcode.Operational, "OCI layout /tmp is not an OCI image layout: it has no index.json"},
+		{"oci:" + empty, exitcode.Operational, "OCI layout " + empty + " is not an OCI image layout: it has no index.json"},
 		{"oci-archive:/nonexistent/file.tar", exitcode.Operational, "no such file"},
 		{"docker-archive:/nonexistent/file.tar", exitcode.Operational, "no such file"},
 		{"dir:/x", exitcode.Usage, "not supported"},
