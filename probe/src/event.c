@@ -160,12 +160,15 @@ static void putu(struct buf *b, unsigned long v, int width)
 	put(b, o, (size_t)n);
 }
 
-static void putjson(struct buf *b, const char *s)
+/* putjson writes s as a JSON string. Long ones (limited: path, program, address) stop RESERVE bytes before
+ * the end of the line buffer, the others 160 bytes before it, so the fields after them and the closing
+ * brace always fit. */
+static void putjson_n(struct buf *b, const char *s, int limited)
 {
 	static const char hex[] = "0123456789abcdef";
 	put(b, "\"", 1);
 	for (; *s; s++) {
-		if (b->n + 6 + RESERVE > b->cap) {
+		if (b->n + 6 + (limited ? RESERVE : 160) > b->cap) {
 			b->truncated = 1;
 			break;
 		}
@@ -182,6 +185,9 @@ static void putjson(struct buf *b, const char *s)
 	}
 	put(b, "\"", 1);
 }
+
+static void putjson(struct buf *b, const char *s) { putjson_n(b, s, 0); }
+static void putlong(struct buf *b, const char *s) { putjson_n(b, s, 1); }
 
 /* civil converts days since 1970-01-01 to a date (Howard Hinnant's algorithm). */
 static void civil(long z, long *y, unsigned *m, unsigned *d)
@@ -299,16 +305,16 @@ void crs_emit(const struct crs_event *ev)
 	puts_(&b, ",\"pid\":");
 	putu(&b, (unsigned long)crs_sys0(SYS_getpid), 1);
 	puts_(&b, ",\"program\":");
-	putjson(&b, crs.program);
+	putlong(&b, crs.program);
 	puts_(&b, ",\"op\":");
 	putjson(&b, ev->error ? "probe" : crs_op_names[ev->op]);
 	if (ev->path) {
 		puts_(&b, ",\"path\":");
-		putjson(&b, ev->path);
+		putlong(&b, ev->path);
 	}
 	if (ev->addr) {
 		puts_(&b, ",\"addr\":");
-		putjson(&b, ev->addr);
+		putlong(&b, ev->addr);
 	}
 	if (!ev->error && ev->op == CRS_OP_SYSCALL) {
 		puts_(&b, ",\"syscall\":");

@@ -362,6 +362,17 @@ func TestSinks(t *testing.T) {
 			t.Errorf("want the event on stderr\n%s", res)
 		}
 	})
+	t.Run("long path: the line is cut, stays valid JSON", func(t *testing.T) {
+		long := "/srv/secret/" + strings.Repeat(strings.Repeat("\x01", 200)+"/", 15) + "end"
+		res := r.run(t, "/opt/t/helper", "open", long)
+		if res.stdout != "err EACCES" {
+			t.Fatalf("got %q", res.stdout)
+		}
+		if len(res.events) != 1 || !res.events[0].Truncated || res.events[0].Rule != "no-secrets" || res.events[0].Policy != id ||
+			!strings.HasPrefix(res.events[0].Path, "/srv/secret/\x01") {
+			t.Errorf("want one truncated event with rule and policy intact, got %+v", res.events)
+		}
+	})
 	t.Run("failing sink", func(t *testing.T) {
 		res := r.runEnv(t, []string{"CRS_EVENTS=file:/tmp/later/events.jsonl"}, "/opt/t/helper", "twice", "/srv/secret/key", "/tmp/later")
 		if res.stdout != "ok EACCES EACCES" {
