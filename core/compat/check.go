@@ -115,9 +115,13 @@ func CheckImage(ctx context.Context, pi image.PlatformImage, opts Options) (Resu
 	}
 	arch, ok := archs[plat.Architecture]
 	if plat.OS != "linux" || !ok {
-		a.add(CodeUnsupportedPlatform, report.Error, "",
-			fmt.Sprintf("no probe exists for %s (probes exist for linux/amd64 and linux/arm64); the image was not analysed further",
-				a.result.Platform.Platform), "")
+		msg := fmt.Sprintf("no probe exists for %s (probes exist for linux/amd64 and linux/arm64); the image was not analysed further",
+			a.result.Platform.Platform)
+		if plat.OS == "" || plat.Architecture == "" { // a config without os/architecture (core/internal/hardening)
+			msg = fmt.Sprintf("the image config names no os or architecture (os %q, architecture %q), so no probe can be chosen; the image was not analysed further",
+				plat.OS, plat.Architecture)
+		}
+		a.add(CodeUnsupportedPlatform, report.Error, "", msg, "")
 		a.result.Arch = ""
 		return a.finish(), nil
 	}
