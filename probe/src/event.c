@@ -65,13 +65,13 @@ void crs_sink_init(char *const *env)
 	const char *p = 0;
 	if (!v)
 		return;
-	if (crs_strneq(v, "file:", 5) && v[5])
+	if (crs_strneq(v, "file:/", 6))
 		env_kind = CRS_SINK_FILE, p = v + 5;
-	else if (crs_strneq(v, "unix:", 5) && v[5])
+	else if (crs_strneq(v, "unix:/", 6))
 		env_kind = CRS_SINK_UNIX, p = v + 5;
 	else if (crs_streq(v, "stderr"))
 		env_kind = CRS_SINK_STDERR;
-	/* anything else: ignored, the policy's sink applies */
+	/* anything else (a relative path too: every process has its own cwd): ignored, the policy's sink applies */
 	if (p) {
 		size_t n = crs_strlen(p);
 		if (n >= sizeof sink.path)
