@@ -3,11 +3,11 @@ package serve
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -93,6 +93,12 @@ func notFound(err error) bool {
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
+// How long a job waits for the pushed tag to point at the notified digest.
+var (
+	tagSettleTries = 10
+	tagSettleDelay = 300 * time.Millisecond
+)
+
 // Run implements Runner.
 func (ir *InstrumentRunner) Run(ctx context.Context, j Job) (Outcome, error) {
 	kc, err := ir.keychain(ctx)
@@ -108,14 +114,33 @@ func (ir *InstrumentRunner) Run(ctx context.Context, j Job) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, exitcode.Usagef("job %s: %v", j.Key, err)
 	}
-	head, err := remote.Head(tagRef, ropts...)
-	switch {
-	case notFound(err):
-		return Outcome{Result: ResultSuperseded, Message: "the tag was deleted before the job ran"}, nil
-	case err != nil:
-		return Outcome{}, exitcode.Operationalf("looking up %s: %w", tagRef, err)
-	case head.Digest.String() != j.Digest:
-		return Outcome{Result: ResultSuperseded, Message: fmt.Sprintf("the tag now points at %s", head.Digest)}, nil
+	// The registry sends the event when the manifest is stored, a moment before the tag points at it:
+	// a missing or different tag is looked at again for a few seconds before the job is superseded.
+	var now string
+	for try := 0; ; try++ {
+		head, err := remote.Head(tagRef, ropts...)
+		switch {
+		case notFound(err):
+			now = ""
+		case err != nil:
+			return Outcome{}, exitcode.Operationalf("looking up %s: %w", tagRef, err)
+		default:
+			now = head.Digest.String()
+		}
+		if now == j.Digest {
+			break
+		}
+		if try >= tagSettleTries {
+			if now == "" {
+				return Outcome{Result: ResultSuperseded, Message: "the tag was deleted before the job ran"}, nil
+			}
+			return Outcome{Result: ResultSuperseded, Message: "the tag now points at " + now}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Outcome{}, ctx.Err()
+		case <-time.After(tagSettleDelay):
+		}
 	}
 
 	// 2. Our own output?
