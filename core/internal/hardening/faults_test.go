@@ -1,0 +1,152 @@
+package hardening
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// TestRegistryFaults runs the real crs-ci instrument through a fault-injecting proxy in front of the real
+// docker-registry (source and target are the same repository, as in the default -layered naming). Transient
+// faults — 429 with Retry-After, connections cut in the middle of a blob (download and upload), slow answers —
+// are retried and the run succeeds with a complete image (every blob of the tag read back and verified).
+// Permanent ones — 429 for ever, the registry vanishing between the blob uploads and the manifest — end in
+// exit 3 naming the registry, and no tag. In every case the source tag is unchanged and nothing is deleted.
+func TestRegistryFaults(t *testing.T) {
+	reg := registry(t)
+	img := bookworm(t)
+	srcDigest := push(t, reg, "faults/app:1", img)
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layerDigest, _ := layers[0].Digest()
+	layerPath := "/blobs/" + layerDigest.String()
+	policy := testdata(t, "policy.yaml")
+	env := []string{"CRS_REGISTRY_USERNAME=" + reg.User, "CRS_REGISTRY_PASSWORD=" + reg.Password}
+
+	tests := []struct {
+		name   string
+		suffix string
+		faults []fault
+		code   int
+		msg    string
+	}{
+		{name: "429 with Retry-After on the uploads and the manifest", suffix: "-429", code: 0, faults: []fault{
+			{method: http.MethodPost, path: "/blobs/uploads/", status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, times: 1},
+			{method: http.MethodPut, path: "/manifests/", status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, times: 2},
+		}},
+		{name: "429 with Retry-After on the source manifest and layer", suffix: "-429src", code: 0, faults: []fault{
+			{method: http.MethodGet, path: "/manifests/1", status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, times: 1},
+			{method: http.MethodGet, path: layerPath, status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, times: 1},
+		}},
+		// Not retried today: the layer is streamed once through the analysis, so a broken download ends the run
+		// (exit 3, the layer and the file being read named). Asked of core/image: re-open the layer and retry.
+		{name: "connection cut in the middle of the source layer", suffix: "-cutdown", code: 3, msg: "unexpected EOF", faults: []fault{
+			{method: http.MethodGet, path: layerPath, cutRespAt: 1 << 20, times: 1},
+		}},
+		{name: "connection cut in the middle of a blob upload", suffix: "-cutup", code: 0, faults: []fault{
+			{method: http.MethodPatch, path: "/blobs/uploads/", cutReqAt: 2048, times: 1},
+		}},
+		{name: "slow answers", suffix: "-slow", code: 0, faults: []fault{
+			{method: http.MethodGet, path: layerPath, trickle: 2 * time.Millisecond},
+			{path: "/manifests/", delay: 700 * time.Millisecond, times: 3},
+		}},
+		{name: "429 for ever on the manifest", suffix: "-429ever", code: 3, msg: "429", faults: []fault{
+			{method: http.MethodPut, path: "/manifests/", status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}},
+		}},
+		{name: "registry vanishes between the blob uploads and the manifest", suffix: "-vanish", code: 3, msg: "connection refused", faults: []fault{
+			{method: http.MethodPut, path: "/manifests/", vanish: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proxy := startFaultProxy(t, reg.Host)
+			proxy.inject(tt.faults...)
+			res := crs(t, runOpts{env: env, timeout: 3 * time.Minute}, "instrument", proxy.Host+"/faults/app:1", "--policy", policy,
+				"--tag-suffix", tt.suffix, "--no-cache", "--ci", "none")
+			reqs := proxy.requests()
+			t.Logf("exit %d; %d requests through the proxy, %d faults injected", res.code, len(reqs), proxy.injected())
+			if res.code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s\nrequests:\n%s", res.code, tt.code, res, strings.Join(reqs, "\n"))
+			}
+			if proxy.injected() == 0 {
+				t.Fatalf("no fault was injected: the test proves nothing\nrequests:\n%s", strings.Join(reqs, "\n"))
+			}
+			if tt.code != 0 && (!strings.Contains(res.stderr, proxy.Host) || !strings.Contains(res.stderr, tt.msg)) {
+				t.Errorf("the error does not name the registry %s and %q\n%s", proxy.Host, tt.msg, res)
+			}
+			for _, r := range reqs {
+				if strings.HasPrefix(r, "DELETE ") || strings.HasPrefix(r, "PUT /v2/faults/app/manifests/1 ") {
+					t.Errorf("the source was written to: %s", r)
+				}
+			}
+			if d := tagDigest(t, reg, "faults/app:1"); d != srcDigest.String() {
+				t.Errorf("source tag now %q, was %s", d, srcDigest)
+			}
+			tagged := tagDigest(t, reg, "faults/app:1"+tt.suffix)
+			if tt.code != 0 {
+				if tagged != "" {
+					t.Errorf("a failed run left the tag %s pointing at %s", tt.suffix, tagged)
+				}
+				return
+			}
+			// The tag must point at an image that fully exists: read every blob back and verify it.
+			ref, _ := name.ParseReference(reg.Host+"/faults/app:1"+tt.suffix, name.Insecure)
+			out, err := remote.Image(ref, regAuth(reg))
+			if err != nil {
+				t.Fatalf("pulling the layered image: %v", err)
+			}
+			if err := verifyImage(out); err != nil {
+				t.Errorf("the tag points at an incomplete or corrupt image: %v", err)
+			}
+			if ls, _ := out.Layers(); len(ls) != 2 {
+				t.Errorf("layered image has %d layers, want 2", len(ls))
+			}
+		})
+	}
+}
+
+// verifyImage reads the config and every layer of img from the registry, compressed and uncompressed, and
+// checks each against its digest and diff ID.
+func verifyImage(img v1.Image) error {
+	if _, err := img.ConfigFile(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for i, l := range ls {
+		d, _ := l.Digest()
+		diffID, _ := l.DiffID()
+		for _, c := range []struct {
+			open func() (io.ReadCloser, error)
+			want v1.Hash
+		}{{l.Compressed, d}, {l.Uncompressed, diffID}} {
+			rc, err := c.open()
+			if err != nil {
+				return fmt.Errorf("layer %d (%s): %w", i, d, err)
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, rc)
+			rc.Close()
+			if err != nil {
+				return fmt.Errorf("layer %d (%s): %w", i, d, err)
+			}
+			if got := hex.EncodeToString(h.Sum(nil)); got != c.want.Hex {
+				return fmt.Errorf("layer %d: content sha256:%s, want %s", i, got, c.want)
+			}
+		}
+	}
+	return nil
+}
