@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 export LC_ALL=C SOURCE_DATE_EPOCH=0
 
 SRCS=(src/check.c src/decide.c src/event.c src/hook_exec.c src/hook_file.c src/hook_net.c src/hook_syscall.c
-      src/init.c src/mem.c src/path.c src/sha256.c)
+      src/init.c src/mem.c src/path.c src/resolve.c src/sha256.c)
 CFLAGS=(-std=gnu11 -O2 -fPIC -fvisibility=hidden -fno-stack-protector -fno-strict-aliasing
         -fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -fno-unwind-tables
         -fno-ident -g0 -U_FORTIFY_SOURCE -U_FILE_OFFSET_BITS -U_GNU_SOURCE -D_DEFAULT_SOURCE
@@ -29,26 +29,16 @@ LDFLAGS=(-shared -nostartfiles -static-libgcc -Wl,--version-script="$OUT/probe.m
   echo "};"
 } >"$OUT/probe.map"
 
-# stub_libdl ARCHDIR CC VERSION: the link-time libdl.so.2 (see stub/libdl.c).
-stub_libdl() {
-  local dir="$1" cc="$2" ver="$3"
-  mkdir -p "$dir"
-  printf '%s { global: dlsym; local: *; };\n' "$ver" >"$dir/libdl.map"
-  "$cc" -shared -fPIC -O2 -g0 -ffile-prefix-map="$PWD"=. -nostdlib -Wl,-soname,libdl.so.2 \
-    -Wl,--version-script="$dir/libdl.map" -Wl,--build-id=none -o "$dir/libdl.so.2" stub/libdl.c
-}
-
-# glibc CC ARCH BASELINE EXTRA_CFLAGS...
+# glibc CC ARCH EXTRA_FLAGS... — the only imports are __errno_location, environ and dl_iterate_phdr, all at the
+# baseline version of the architecture (GLIBC_2.2.5 on x86_64, GLIBC_2.17 on aarch64; the gate checks it).
 glibc() {
-  local cc="$1" arch="$2" ver="$3"; shift 3
-  stub_libdl "$OUT/stub-$arch" "$cc" "$ver"
-  "$cc" "${CFLAGS[@]}" "$@" "${LDFLAGS[@]}" -o "$OUT/crs-probe-glibc-$arch.so" "${SRCS[@]}" \
-    -Wl,--no-as-needed "$OUT/stub-$arch/libdl.so.2" -lc
+  local cc="$1" arch="$2"; shift 2
+  "$cc" "${CFLAGS[@]}" "$@" "${LDFLAGS[@]}" -o "$OUT/crs-probe-glibc-$arch.so" "${SRCS[@]}" -lc
 }
 
 # x86_64 binutils would pack relative relocations (DT_RELR needs GLIBC_ABI_DT_RELR, glibc 2.36+).
-glibc gcc amd64 GLIBC_2.2.5 -Wl,-z,nopack-relative-relocs
-glibc aarch64-linux-gnu-gcc arm64 GLIBC_2.17 -mno-outline-atomics
+glibc gcc amd64 -Wl,-z,nopack-relative-relocs
+glibc aarch64-linux-gnu-gcc arm64 -mno-outline-atomics
 musl-gcc "${CFLAGS[@]}" -DCRS_MUSL "${LDFLAGS[@]}" -o "$OUT/crs-probe-musl-amd64.so" "${SRCS[@]}" -lc
 
 # The decide-harness: the same decide.c, for the differential test against core/policy.

@@ -1,7 +1,7 @@
 /* Initialisation: find the acting program, map and verify the policy, note the event sink. It is lazy: it
  * runs at the first hooked call of a process (which may come before our constructor: another library's
  * constructor), so a process that never calls a hooked function (/bin/true) pays nothing. Real functions are
- * resolved with dlsym one by one, on their first use (the exec family in the constructor). */
+ * looked up one by one on their first use (probe/src/resolve.c), in tables recorded by the constructor. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,10 +10,6 @@
 #include "sys.h"
 #include "util.h"
 
-/* dlsym is the one libc function the probe needs (besides errno). Declared here without <dlfcn.h> so the
- * build does not depend on _GNU_SOURCE; RTLD_NEXT is ((void *)-1) on glibc and musl. */
-extern void *dlsym(void *handle, const char *name);
-#define CRS_RTLD_NEXT ((void *)-1l)
 
 CRS_HIDDEN struct crs_state crs;
 
@@ -109,16 +105,11 @@ int crs_ready_slow(void)
 
 void *crs_real_slow(int idx)
 {
-	void *f = dlsym(CRS_RTLD_NEXT, real_names[idx]); /* racing threads find the same address */
+	void *f = crs_lookup(real_names[idx]); /* racing threads find the same address */
 	__atomic_store_n(&crs_real_fns[idx], f, __ATOMIC_RELEASE);
 	return f;
 }
 
-/* The exec family is resolved up front: those hooks also run in vfork() children, where dlsym (which may take
- * the loader's lock and allocate) must not run. Everything else waits for its first use. */
-__attribute__((constructor)) static void crs_constructor(void)
-{
-	static const int early[] = {CRS_R_execve, CRS_R_execv, CRS_R_execvp, CRS_R_execvpe, CRS_R_fexecve, CRS_R_execveat};
-	for (unsigned i = 0; i < sizeof early / sizeof early[0]; i++)
-		crs_real(early[i]);
-}
+/* The constructor records the symbol tables of the objects after the probe (one dl_iterate_phdr, which takes
+ * the loader's lock: later lookups take none, so hooks in vfork children are safe). */
+__attribute__((constructor)) static void crs_constructor(void) { crs_resolve_init(); }

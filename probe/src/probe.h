@@ -19,7 +19,7 @@
 #define CRS_ARCH CRS_ARCH_AARCH64
 #endif
 
-/* Real libc functions, resolved once with dlsym(RTLD_NEXT). Absent ones (statx before 2.28, execveat before
+/* Real libc functions, resolved once (crs_lookup: what dlsym(RTLD_NEXT) would return). Absent ones (statx before 2.28, execveat before
  * 2.34, __open on musl, ...) stay NULL and their hooks fail with ENOSYS. */
 #define CRS_REAL_LIST(X)                                                                                   \
 	X(open) X(open64) X(__open) X(__open64) X(openat) X(openat64) X(__open_2) X(__open64_2) X(__openat_2) \
@@ -37,7 +37,12 @@ enum {
 	CRS_R_COUNT
 };
 
-/* crs_real returns the real function, or NULL; resolved with dlsym on first use. */
+/* resolve.c: crs_resolve_init records the symbol tables of the objects loaded after the probe; crs_lookup
+ * finds a function's default version in them (NULL when absent). */
+CRS_HIDDEN void crs_resolve_init(void);
+CRS_HIDDEN void *crs_lookup(const char *name);
+
+/* crs_real returns the real function, or NULL; looked up on first use. */
 CRS_HIDDEN extern void *crs_real_fns[];
 CRS_HIDDEN void *crs_real_slow(int idx);
 static inline void *crs_real(int idx)
