@@ -1,5 +1,6 @@
-/* A stand-in for the real probe, built the same way (see ../../../../shared notes, "Building one .so"):
- * dlsym bound to the baseline version, libdl.so.2 kept as DT_NEEDED. Tests read its needs with probe.Analyze. */
+/* A stand-in probe with the kinds of loader needs a preloaded library has: DT_NEEDED libraries (libdl.so.2,
+ * libc.so.6) and a versioned libc symbol (dlsym at the baseline version). The in-process tests read its
+ * needs with probe.Analyze; the command tests use the real probes embedded in crs-ci. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #ifdef __x86_64__
