@@ -13,6 +13,10 @@
 # CRS_BENCH_CACHE (default ~/.cache/crs-ci/bench), CRS_BENCH_DOC (default docs/benchmarks.md).
 set -euo pipefail
 
+# Everything runs inside main, which bash reads whole before running: editing this file while it runs
+# cannot change what the running instance does.
+main() {
+
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/bin/crs-ci"
 REPS="${CRS_BENCH_REPS:-5}"
@@ -193,3 +197,6 @@ text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n
 open(doc, "w").write(text)
 EOF
 log "wrote the check section of $DOC"
+}
+
+main "$@"
