@@ -16,6 +16,8 @@
 # Environment: CRS_BENCH_REPS (default 5), CRS_BENCH_CACHE (default ~/.cache/crs-ci/bench),
 # CRS_BENCH_DOC (default docs/benchmarks.md).
 set -euo pipefail
+# The whole body is one compound command, read before it runs: editing this file during a run cannot derail it.
+{
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/bin/crs-ci"
@@ -187,3 +189,5 @@ text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n
 open(doc, "w").write(text)
 PY
 log "wrote the macro section of $DOC"
+exit
+}

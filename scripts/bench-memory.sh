@@ -16,6 +16,8 @@
 # CRS_BENCH_BASE (the small image's root filesystem, default bookworm), CRS_BENCH_EXTRA (the others in the
 # large images, default "xenial bullseye trixie sid"), CRS_BENCH_DOC (default docs/benchmarks.md).
 set -euo pipefail
+# The whole body is one compound command, read before it runs: editing this file during a run cannot derail it.
+{
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/bin/crs-ci"
@@ -256,3 +258,5 @@ text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n
 open(doc, "w").write(text)
 PY
 log "wrote the memory section of $DOC"
+exit
+}

@@ -14,6 +14,8 @@
 # Environment: CRS_BENCH_ONLY ("check memory" = only those scripts), CRS_BENCH_DOC (default docs/benchmarks.md),
 # and each script's own (CRS_BENCH_REPS, CRS_BENCH_CACHE, ...).
 set -uo pipefail
+# The whole body is one compound command, read before it runs: editing this file during a run cannot derail it.
+{
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DOC="${CRS_BENCH_DOC:-$ROOT/docs/benchmarks.md}"
@@ -96,3 +98,5 @@ open(doc, "w").write(text)
 PY
 echo "bench: wrote the header of $DOC" >&2
 exit "$failed"
+exit
+}

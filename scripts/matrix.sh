@@ -10,6 +10,8 @@
 # Environment: CRS_MATRIX_RUN (a go test -run pattern below TestMatrix, e.g. 'bookworm|musl'; a partial run
 # does not rewrite docs/matrix.md), CRS_MATRIX_TIMEOUT (default 30m).
 set -euo pipefail
+# The whole body is one compound command, read before it runs: editing this file during a run cannot derail it.
+{
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -17,7 +19,7 @@ cd "$ROOT"
 [ "$(id -u)" -eq 0 ] || { echo "matrix: needs root (chroot, mount, mknod), as CI runs" >&2; exit 2; }
 
 RUN='^TestMatrix$'
-[ -n "${CRS_MATRIX_RUN:-}" ] && RUN="^TestMatrix\$/^kinds\$/${CRS_MATRIX_RUN}"
+[ -n "${CRS_MATRIX_RUN:-}" ] && RUN="^TestMatrix\$/^kinds\$/(${CRS_MATRIX_RUN})"
 start=$(date +%s)
 set +e
 go test -count=1 -timeout "${CRS_MATRIX_TIMEOUT:-30m}" -run "$RUN" -v ./core/internal/matrix/ \
@@ -29,3 +31,5 @@ if [ "$rc" -eq 0 ] && [ -z "${CRS_MATRIX_RUN:-}" ]; then
   sed -n '/^| image /,/^$/p' docs/matrix.md
 fi
 exit "$rc"
+exit
+}
