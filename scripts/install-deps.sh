@@ -16,6 +16,7 @@ PKGS=(
   skopeo umoci strace curl ca-certificates
   # CI shim tests: the Jenkins shared library (groovy), the vsix listing (unzip)
   groovy unzip
+  systemd  # crs-ci serve: systemd-analyze verifies deploy/systemd
   # C fuzzing (probe/fuzz, make fuzz): clang with libFuzzer and the sanitizers
   clang libclang-rt-14-dev
 )
