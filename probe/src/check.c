@@ -82,6 +82,19 @@ int crs_check_file(int op, int access, int dirfd, const char *path)
 	return crs_apply(op, buf, 0, -1, &d, EACCES);
 }
 
+/* crs_check_link_source refuses a hard link to one of the probe's own files: writing through the new name
+ * would change the file (core/internal/hardening). Only the protection applies to the source, not the policy. */
+int crs_check_link_source(int dirfd, const char *path)
+{
+	char buf[CRS_PATH_MAX];
+	if (!path || !crs_ready() || crs_path(dirfd, path, buf, sizeof buf) != 0 || !is_protected(buf))
+		return 0;
+	struct crs_event ev = {0};
+	ev.op = CRS_OP_LINK, ev.path = buf, ev.action = CRS_DENY, ev.rule = "crs-ci:protected-file";
+	crs_emit(&ev);
+	return EACCES;
+}
+
 int crs_check_exec_path(const char *normalised)
 {
 	struct crs_request q = {0};

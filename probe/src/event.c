@@ -28,12 +28,32 @@ static unsigned long dropped;
 static char policy_hex[65];
 static int policy_hex_ready;
 
+/* is_own_file reports whether fd is one of the probe's own files, by device and inode (so links and ".."
+ * tricks count too): CRS_EVENTS=file:/etc/crs-ci/policy.bin would otherwise let a workload corrupt the policy
+ * through the probe's own writes and turn enforcement off for every later process (core/internal/hardening). */
+static int is_own_file(int fd)
+{
+	static const char *const own[] = {"/etc/ld.so.preload", CRS_POLICY_PATH, "/usr/lib/crs-ci/probe.so"};
+	struct stat a, b;
+	if (crs_sys2(SYS_fstat, fd, &a) != 0)
+		return 1;
+	for (unsigned i = 0; i < sizeof own / sizeof own[0]; i++)
+		if (crs_sys4(SYS_newfstatat, AT_FDCWD, own[i], &b, 0) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			return 1;
+	return 0;
+}
+
 static int open_sink(void)
 {
 	int fd;
-	if (sink.kind == CRS_SINK_FILE)
-		fd = (int)crs_sys4(SYS_openat, AT_FDCWD, sink.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	else
+	if (sink.kind == CRS_SINK_FILE) {
+		/* O_NONBLOCK: a FIFO without a reader must not block the workload (open fails ENXIO: dropped) */
+		fd = (int)crs_sys4(SYS_openat, AT_FDCWD, sink.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+		if (fd >= 0 && is_own_file(fd)) {
+			crs_sys1(SYS_close, fd);
+			return -1;
+		}
+	} else
 		fd = (int)crs_sys3(SYS_socket, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
@@ -56,8 +76,7 @@ static void remember(int fd)
 }
 
 static int env_kind = -1; /* sink chosen by CRS_EVENTS, or -1 */
-static int sink_state;     /* 0 not opened, 1 opening, 2 open */
-static long sink_pid;      /* the process opening it */
+static int sink_state;     /* 0 not opened, 2 open, -TID while thread TID opens it */
 
 void crs_sink_init(char *const *env)
 {
@@ -81,23 +100,26 @@ void crs_sink_init(char *const *env)
 	}
 }
 
-/* open_once opens the sink on the first event: CRS_EVENTS, else the policy's sink, else stderr. */
-static void open_once(void)
+/* open_once opens the sink on the first event: CRS_EVENTS, else the policy's sink, else stderr. It returns 0
+ * when the sink is ready, -1 when this very thread is already opening it: a signal handler interrupted the
+ * opening and made an event of its own (waiting would never end; core/internal/hardening found the hang), so
+ * that event is dropped and counted. A thread of another process (forked while it was opening) is replaced. */
+static int open_once(void)
 {
-	int expect = 0;
 	if (__atomic_load_n(&sink_state, __ATOMIC_ACQUIRE) == 2)
-		return;
-	if (!__atomic_compare_exchange_n(&sink_state, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(&sink_state, __ATOMIC_ACQUIRE) != 2) {
-			long owner = __atomic_load_n(&sink_pid, __ATOMIC_RELAXED);
-			if (owner && crs_sys0(SYS_getpid) != owner)
-				break; /* forked while another thread was opening it: open it here */
-			crs_sys0(SYS_sched_yield);
-		}
-		if (__atomic_load_n(&sink_state, __ATOMIC_ACQUIRE) == 2)
-			return;
+		return 0;
+	int me = (int)crs_sys0(SYS_gettid), expect = 0;
+	while (!__atomic_compare_exchange_n(&sink_state, &expect, -me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (expect == 2)
+			return 0;
+		if (expect == -me)
+			return -1;
+		/* thread -expect opens it; if it is not a thread of this process (we were forked), take over */
+		if (crs_sys3(SYS_tgkill, crs_sys0(SYS_getpid), -expect, 0) == -ESRCH)
+			continue; /* retry the exchange from -expect */
+		crs_sys0(SYS_sched_yield);
+		expect = 0;
 	}
-	__atomic_store_n(&sink_pid, crs_sys0(SYS_getpid), __ATOMIC_RELAXED);
 	if (env_kind >= 0) {
 		sink.kind = env_kind;
 	} else if (crs.have_policy && crs.pol.sink_kind != CRS_SINK_STDERR && crs.pol.sink_path) {
@@ -124,6 +146,7 @@ static void open_once(void)
 			remember(sink.fd);
 	}
 	__atomic_store_n(&sink_state, 2, __ATOMIC_RELEASE);
+	return 0;
 }
 
 /* ---- formatting ---- */
@@ -299,7 +322,10 @@ void crs_emit(const struct crs_event *ev)
 {
 	char line[LINE_MAX_BYTES];
 	struct buf b = {line, 0, sizeof line, 0};
-	open_once();
+	if (open_once() < 0) {
+		__atomic_fetch_add(&dropped, 1, __ATOMIC_RELAXED);
+		return;
+	}
 	puts_(&b, "{\"ts\":");
 	putts(&b);
 	puts_(&b, ",\"pid\":");

@@ -224,14 +224,23 @@ CRS_EXPORT int renameat2(int fa, const char *a, int fb, const char *b, unsigned 
 	CALL(renameat2, int (*)(int, const char *, int, const char *, unsigned), fa, a, fb, b, flags);
 }
 
+#define CHECK_LINK_SOURCE(dirfd, path)                                                                     \
+	do {                                                                                               \
+		int e_ = crs_check_link_source((dirfd), (path));                                           \
+		if (e_)                                                                                    \
+			return FAIL(e_);                                                                   \
+	} while (0)
+
 CRS_EXPORT int link(const char *a, const char *b)
 {
+	CHECK_LINK_SOURCE(AT_FDCWD, a);
 	CHECK(CRS_OP_LINK, AT_FDCWD, b);
 	CALL(link, int (*)(const char *, const char *), a, b);
 }
 
 CRS_EXPORT int linkat(int fa, const char *a, int fb, const char *b, int flags)
 {
+	CHECK_LINK_SOURCE(fa, a);
 	CHECK(CRS_OP_LINK, fb, b);
 	CALL(linkat, int (*)(int, const char *, int, const char *, int), fa, a, fb, b, flags);
 }

@@ -83,6 +83,7 @@ CRS_HIDDEN const char *crs_getenv(char *const *env, const char *name);
 /* Checks: each returns 0 to let the call proceed or a positive errno to fail it with. They decide, apply the
  * mode and write the event. */
 CRS_HIDDEN int crs_check_file(int op, int access, int dirfd, const char *path);
+CRS_HIDDEN int crs_check_link_source(int dirfd, const char *path);
 CRS_HIDDEN int crs_check_exec_path(const char *normalised);
 CRS_HIDDEN int crs_check_exec(int dirfd, const char *path);
 CRS_HIDDEN int crs_check_execp(const char *file);
