@@ -81,6 +81,15 @@ if command -v perf >/dev/null; then
   PERF_SHARE="$PERF_SHARE (×$(awk -v s="${PERF_SHARE%\%}" 'BEGIN {printf "%.3f", 1/(1-s/100)}') if the rest is unchanged)"
 fi
 
+# 4b. user-space instructions to start /bin/true (valgrind: deterministic, blind to kernel work such as the
+# probe's extra mmap and page faults); the host's /bin/true with LD_PRELOAD, no policy needed (it calls no hook)
+INSN="(valgrind not installed)"
+if command -v valgrind >/dev/null; then
+  insn() { env ${1:+LD_PRELOAD=$1} valgrind --tool=callgrind --callgrind-out-file=/dev/null /bin/true 2>&1 | awk '/refs:/ {gsub(",", "", $4); print $4}'; }
+  i0=$(insn ""); i1=$(insn "$ROOT/core/probe/artifacts/crs-probe-glibc-amd64.so")
+  INSN=$(awk -v a="$i0" -v b="$i1" 'BEGIN {printf "%d / %d = ×%.3f", a, b, b/a}')
+fi
+
 # 5. strace -f vs the probe, same loop
 ST=(); BASE=(); PR=()
 for i in $(seq "$REPS"); do
@@ -119,6 +128,7 @@ Decisions: the fastest (and median) of 7 runs of 200,000.
 | the same, share of CPU samples (perf) inside probe.so during the probed loop | ${PERF_SHARE} | ≤ ×1.03 |
 | 1,000 × posix_spawn(/bin/true): without / with probe, fastest | $(awk -v a="$sp_off_min" -v b="$sp_on_min" 'BEGIN {printf "%.0f ms / %.0f ms = ×%.3f", a/1e6, b/1e6, b/a}') | ≤ ×1.05 |
 | the same, medians | $(awk -v a="$sp_off" -v b="$sp_on" 'BEGIN {printf "%.0f ms / %.0f ms = ×%.3f", a/1e6, b/1e6, b/a}') | |
+| user-space instructions to start /bin/true (valgrind): without / with probe | ${INSN} | |
 | overhead per open+close, fastest runs: strace -f (×20,000 loop) / probe (×200,000 loop) | $(awk -v b="$base" -v s="$st" -v on="$oc_on_min" -v off="$oc_off_min" 'BEGIN {so=(s-b)/20000; po=(on-off)/200000; if (po <= 0) printf "+%.0f ns / within noise (≤ 0 ns)", so; else printf "+%.0f ns / +%.0f ns = %.0f× less", so, po, so/po}') | ≥ 20× less |
 EOF2
 }
