@@ -399,6 +399,7 @@ void crs_policy_index(struct crs_policy *p, void *mem)
 		uint32_t size = table_slots(distinct_keys(p, idx[t], n[t]));
 		p->keys[t] = slots;
 		p->keymask[t] = size - 1;
+		p->keylens[t] = 0;
 		for (uint32_t i = 0; i < n[t];) {
 			const char *k = key_at(p, idx[t], i);
 			uint32_t j = i;
@@ -406,6 +407,7 @@ void crs_policy_index(struct crs_policy *p, void *mem)
 				j++;
 			uint32_t len = (uint32_t)crs_strlen(k);
 			uint32_t h = key_hash(k, len);
+			p->keylens[t] |= 1ull << (len < 63 ? len : 63);
 			uint32_t s = h & (size - 1);
 			while (slots[s].key)
 				s = (s + 1) & (size - 1);
@@ -424,11 +426,12 @@ static int32_t lookup_hashed(const struct crs_policy *p, int t, const uint8_t *i
 {
 	const struct crs_keyslot *slots = p->keys[t];
 	uint32_t mask = p->keymask[t];
+	uint64_t lens = p->keylens[t];
 	const char *path = r->path;
 	int32_t best = -1;
 	for (size_t i = 0; path[i]; i++) {
-		if (path[i] != '/')
-			continue;
+		if (path[i] != '/' || !(lens >> (i + 1 < 63 ? i + 1 : 63) & 1))
+			continue; /* not a '/', or no key has this length */
 		uint32_t h = key_hash(path, i + 1);
 		for (uint32_t s = h & mask; slots[s].key; s = (s + 1) & mask) {
 			const struct crs_keyslot *k = &slots[s];

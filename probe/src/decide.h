@@ -48,6 +48,7 @@ struct crs_policy {
 	/* optional hash tables of the path index keys (crs_policy_index); NULL: binary search */
 	struct crs_keyslot *keys[2]; /* [0] file index, [1] exec index */
 	uint32_t keymask[2];
+	uint64_t keylens[2]; /* bit n: a key of length n exists (n >= 63: bit 63) */
 };
 
 /* A hash table slot: one distinct key of a path index and its run of entries. */
