@@ -97,7 +97,7 @@ func New(cfg *Config, log *slog.Logger, run Runner) (*Service, error) {
 		log.Warn("journal lines skipped (a torn write from a crash is never an acknowledged job)", "skipped", rep.Skipped)
 	}
 	log.Info("journal replayed", "path", j.path, "resumed", len(rep.Unfinished), "done", len(rep.Done))
-	s.metrics.Set("crs_serve_queue_capacity", float64(cfg.QueueSize))
+	s.metrics.Set(metricQueueCapacity, float64(cfg.QueueSize))
 	s.gauges()
 	return s, nil
 }
@@ -124,14 +124,14 @@ func (s *Service) gauges() {
 			running++
 		}
 	}
-	s.metrics.Set("crs_serve_jobs", float64(len(s.pending)), "state", "queued")
-	s.metrics.Set("crs_serve_jobs", float64(running), "state", "running")
-	s.metrics.Set("crs_serve_jobs", float64(s.retrying), "state", "retrying")
+	s.metrics.Set(metricJobs, float64(len(s.pending)), "state", "queued")
+	s.metrics.Set(metricJobs, float64(running), "state", "running")
+	s.metrics.Set(metricJobs, float64(s.retrying), "state", "retrying")
 	ready := 1.0
 	if s.closing {
 		ready = 0
 	}
-	s.metrics.Set("crs_serve_ready", ready)
+	s.metrics.Set(metricReady, ready)
 }
 
 func (s *Service) rememberDone(r *Record) {
@@ -257,7 +257,7 @@ func (s *Service) execute(st *jobState) {
 			Layered: out.Layered, Report: out.Report}
 		s.finish(st, rec)
 		if out.Verdict != "" {
-			s.metrics.Add("crs_serve_verdicts_total", 1, "verdict", out.Verdict)
+			s.metrics.Add(metricVerdicts, 1, "verdict", out.Verdict)
 		}
 		log.Info("job finished", "result", out.Result, "verdict", out.Verdict, "layered", out.Layered,
 			"report", out.Report, "message", out.Message, "seconds", elapsed.Seconds())
@@ -285,7 +285,7 @@ func (s *Service) execute(st *jobState) {
 	case exitcode.Of(err) == exitcode.Operational:
 		kind, retryable = "operational", true
 	}
-	s.metrics.Add("crs_serve_attempt_failures_total", 1, "kind", kind)
+	s.metrics.Add(metricAttemptFailures, 1, "kind", kind)
 	if retryable && job.Attempts < s.cfg.MaxAttempts {
 		delay := s.backoff(job.Attempts)
 		log.Warn("job attempt failed; retrying", "error", err.Error(), "kind", kind, "retry_in_seconds", delay.Seconds())
@@ -335,7 +335,7 @@ func (s *Service) finish(st *jobState, rec *Record) {
 		// pushing keeps it from pushing twice.
 		s.log.Error("journal: the done record was not written", "job", rec.Key, "error", err.Error())
 	}
-	s.metrics.Add("crs_serve_jobs_finished_total", 1, "result", rec.Result)
+	s.metrics.Add(metricFinished, 1, "result", rec.Result)
 	s.mu.Lock()
 	delete(s.active, st.job.Key)
 	s.rememberDone(rec)
@@ -436,13 +436,13 @@ func (s *Service) authorized(r *http.Request) bool {
 }
 
 func (s *Service) unauthorized(w http.ResponseWriter) {
-	s.metrics.Add("crs_serve_notifications_total", 1, "code", "401")
+	s.metrics.Add(metricNotifications, 1, "code", "401")
 	http.Error(w, "missing or wrong shared secret header "+s.cfg.Webhook.Header, http.StatusUnauthorized)
 }
 
 func (s *Service) webhook(w http.ResponseWriter, r *http.Request) {
 	answer := func(code int, v any) {
-		s.metrics.Add("crs_serve_notifications_total", 1, "code", strconv.Itoa(code))
+		s.metrics.Add(metricNotifications, 1, "code", strconv.Itoa(code))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(v)
@@ -478,7 +478,7 @@ func (s *Service) webhook(w http.ResponseWriter, r *http.Request) {
 		d := s.cfg.Decide(e)
 		if d.Job == nil {
 			ignored[d.Reason]++
-			s.metrics.Add("crs_serve_events_total", 1, "outcome", "ignored:"+d.Reason)
+			s.metrics.Add(metricEvents, 1, "outcome", "ignored:"+d.Reason)
 			s.log.Debug("event ignored", "reason", d.Reason, "repository", e.Target.Repository, "tag", e.Target.Tag,
 				"digest", e.Target.Digest, "action", e.Action)
 			continue
@@ -494,7 +494,7 @@ func (s *Service) webhook(w http.ResponseWriter, r *http.Request) {
 			retry = 1
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(retry))
-		s.metrics.Add("crs_serve_events_total", float64(len(jobs)), "outcome", "deferred")
+		s.metrics.Add(metricEvents, float64(len(jobs)), "outcome", "deferred")
 		s.log.Warn("notification deferred", "reason", err.Error(), "jobs", len(jobs))
 		answer(http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
@@ -503,8 +503,8 @@ func (s *Service) webhook(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusInternalServerError, map[string]string{"error": "recording the jobs: " + err.Error()})
 		return
 	}
-	s.metrics.Add("crs_serve_events_total", float64(sub.Accepted), "outcome", "accepted")
-	s.metrics.Add("crs_serve_events_total", float64(sub.Duplicates), "outcome", "duplicate")
+	s.metrics.Add(metricEvents, float64(sub.Accepted), "outcome", "accepted")
+	s.metrics.Add(metricEvents, float64(sub.Duplicates), "outcome", "duplicate")
 	answer(http.StatusAccepted, map[string]any{"accepted": sub.Accepted, "duplicates": sub.Duplicates, "ignored": ignored})
 }
 

@@ -433,7 +433,7 @@ func TestRestartResumes(t *testing.T) {
 
 var (
 	metricLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*\})? (-?[0-9.eE+-]+|\+Inf|NaN)$`)
-	helpLine   = regexp.MustCompile(`^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$`)
+	helpLine   = regexp.MustCompile(`^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*)(?: (.*))?$`)
 )
 
 // TestMetricsExposition checks /metrics against the text format's grammar: HELP and TYPE before each
@@ -466,6 +466,9 @@ func TestMetricsExposition(t *testing.T) {
 		line := sc.Text()
 		if m := helpLine.FindStringSubmatch(line); m != nil {
 			if m[1] == "TYPE" {
+				if typed[m[2]] != "" {
+					t.Errorf("TYPE of %s given twice", m[2])
+				}
 				typed[m[2]] = m[3]
 				lastBucket = -1
 			}
