@@ -18,8 +18,12 @@ cd "$ROOT"
 WORK="$(mktemp -d)"
 M="$WORK/m"
 cleanup() {
-  umount "$M/proc" 2>/dev/null || true
-  umount "$M" 2>/dev/null || true
+  umount "$M/proc" 2>/dev/null || umount -l "$M/proc" 2>/dev/null || true
+  umount "$M" 2>/dev/null || umount -l "$M" 2>/dev/null || true
+  if mountpoint -q "$M" 2>/dev/null || mountpoint -q "$M/proc" 2>/dev/null; then
+    echo "bench-probe: $M is still mounted; leaving $WORK in place" >&2
+    return
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
