@@ -8,7 +8,8 @@
 #  5. overhead of strace -f vs the probe on the same open/close loop (goal: >= 20x less)
 # Programs run in a Debian bookworm root (an overlay over scripts/rootfs.sh's cache; needs root). With and
 # without are interleaved and the median of REPS runs is taken.
-# Usage: scripts/bench-probe.sh [--write] [REPS]   (--write: replace the probe section of docs/benchmarks.md)
+# Usage: scripts/bench-probe.sh [--write] [REPS]   (--write: replace the probe section of docs/benchmarks.md,
+# or of $CRS_BENCH_DOC)
 set -euo pipefail
 WRITE=0
 if [ "${1:-}" = "--write" ]; then WRITE=1; shift; fi
@@ -139,7 +140,7 @@ EOF2
 OUT="$(section)"
 printf '%s\n' "$OUT"
 if [ "$WRITE" = 1 ]; then
-  OUT="$OUT" python3 - docs/benchmarks.md <<'PY'
+  OUT="$OUT" python3 - "${CRS_BENCH_DOC:-$ROOT/docs/benchmarks.md}" <<'PY'
 import os, re, sys
 path = sys.argv[1]
 doc = open(path).read()
@@ -150,5 +151,5 @@ else:
     doc = doc.rstrip("\n") + "\n\n" + block + "\n"
 open(path, "w").write(doc)
 PY
-  echo "bench-probe: wrote the probe section of docs/benchmarks.md" >&2
+  echo "bench-probe: wrote the probe section of ${CRS_BENCH_DOC:-docs/benchmarks.md}" >&2
 fi
