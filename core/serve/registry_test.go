@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -622,6 +623,45 @@ func TestServeRegistry(t *testing.T) {
 			d := srv.done_(t, "app/copy:1@"+ld)
 			return d != nil && d.Result == ResultSkipped
 		})
+	})
+
+	t.Run("credentials from Vault", func(t *testing.T) {
+		// The runner with credentials.vault (KV v2, base64 values, token from VAULT_TOKEN) against the
+		// in-process server that follows Vault's HTTP API (no Vault server can be installed here).
+		v := testenv.StartVault(t)
+		b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+		v.PutKV2("secret", "ci/registry", map[string]any{"username": b64(reg.User), "password": b64(reg.Password)})
+		v.AddToken("vault-token-1")
+		cfg, err := LoadConfig(cfgFile, noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.StateDir = t.TempDir()
+		cfg.Credentials = CredentialsConfig{Vault: &VaultConfig{Address: v.URL, Path: "secret/ci/registry", Engine: "kv-v2", Base64: true}}
+		t.Setenv("DOCKER_CONFIG", t.TempDir())
+		img := compatibleImage(t, testenv.Reg("/etc/vault", []byte("1")))
+		digest := rc.push(t, "vault/app:1", img) // outside app/*: the service itself ignores it
+		job := Job{Key: "vault/app:1@" + digest, Repository: "vault/app", Tag: "1", Digest: digest, Target: proxy.Host + "/vault/app:1-layered"}
+		for _, tc := range []struct {
+			token string
+			want  string
+		}{{"wrong-token", ""}, {"vault-token-1", ResultPushed}} {
+			env := map[string]string{"VAULT_TOKEN": tc.token}
+			r, err := NewInstrumentRunner(cfg, func(k string) string { return env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := r.Run(context.Background(), job)
+			if tc.want == "" {
+				if err == nil || rc.exists(t, "vault/app:1-layered") {
+					t.Fatalf("token %s: %+v, %v; want an error and nothing pushed", tc.token, out, err)
+				}
+				continue
+			}
+			if err != nil || out.Result != tc.want || !rc.exists(t, "vault/app:1-layered") {
+				t.Fatalf("token %s: %+v, %v; want %s", tc.token, out, err, tc.want)
+			}
+		}
 	})
 
 	t.Run("a flood beyond the queue is deferred with 503 and every push is instrumented once", func(t *testing.T) {
