@@ -48,11 +48,16 @@ var manifestTypes = map[string]bool{
 
 // ParseEnvelope decodes a notification body.
 func ParseEnvelope(body []byte) (*Envelope, error) {
-	var env Envelope
+	var env struct {
+		Events *[]Event `json:"events"`
+	}
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("decoding the notification envelope: %w", err)
 	}
-	return &env, nil
+	if env.Events == nil {
+		return nil, fmt.Errorf("not a distribution notification envelope (no \"events\" list); only the distribution registry's notifications are understood")
+	}
+	return &Envelope{Events: *env.Events}, nil
 }
 
 // Decision is what the service makes of one event.

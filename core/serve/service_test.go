@@ -190,6 +190,7 @@ func TestWebhookAuth(t *testing.T) {
 		body   string
 		want   int
 	}{{http.MethodGet, "", http.StatusMethodNotAllowed}, {http.MethodPost, "{not json", http.StatusBadRequest},
+		{http.MethodPost, `{"type":"PUSH_ARTIFACT","event_data":{}}`, http.StatusBadRequest}, {http.MethodPost, `{"events":[]}`, http.StatusAccepted},
 		{http.MethodPost, strings.Repeat(" ", 2<<20), http.StatusRequestEntityTooLarge}} {
 		req, _ := http.NewRequest(tc.method, s.url+"/notifications", strings.NewReader(tc.body))
 		req.Header.Set("Authorization", "Bearer "+testSecret)
