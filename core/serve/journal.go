@@ -56,9 +56,10 @@ type Record struct {
 // (fsync): the webhook acknowledges a notification only after its job's accept record is durable, so a
 // crash right after the acknowledgement loses nothing. Opening replays it and compacts it.
 type Journal struct {
-	mu   sync.Mutex
-	path string
-	f    *os.File
+	mu    sync.Mutex
+	path  string
+	f     *os.File
+	lines int
 }
 
 // KeepDone is how many finished jobs a compaction keeps (for deduplication and /jobs).
@@ -82,41 +83,66 @@ func OpenJournal(path string) (*Journal, *Replayed, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tmp := path + ".compact"
+	j := &Journal{path: path}
+	if err := j.Rewrite(rep.Unfinished, rep.Done); err != nil {
+		return nil, nil, err
+	}
+	return j, rep, nil
+}
+
+// Rewrite replaces the journal with the given state — done records, then the accept records of unfinished
+// jobs — atomically (a temporary file, fsync, rename, fsync of the directory), and reopens it for
+// appending. The service calls it with its in-memory state to keep the file from growing without bound.
+func (j *Journal) Rewrite(unfinished []*Job, done []*Record) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	tmp := j.path + ".compact"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
-		return nil, nil, fmt.Errorf("compacting the journal: %w", err)
+		return fmt.Errorf("compacting the journal %s: %w", j.path, err)
 	}
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
-	for _, d := range rep.Done {
+	for _, d := range done {
 		_ = enc.Encode(d)
 	}
-	for _, j := range rep.Unfinished {
-		_ = enc.Encode(&Record{Op: "accept", Key: j.Key, Time: j.Accepted, Job: j})
+	for _, job := range unfinished {
+		_ = enc.Encode(&Record{Op: "accept", Key: job.Key, Time: job.Accepted, Job: job})
 	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("compacting the journal %s: %w", path, err)
+	err = w.Flush()
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("compacting the journal %s: %w", path, err)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		return nil, nil, fmt.Errorf("compacting the journal %s: %w", path, err)
+	if err == nil {
+		err = os.Rename(tmp, j.path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, nil, fmt.Errorf("compacting the journal %s: %w", path, err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return nil, nil, err
-	}
-	f, err = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the journal %s: %w", path, err)
+		os.Remove(tmp)
+		return fmt.Errorf("compacting the journal %s: %w", j.path, err)
 	}
-	return &Journal{path: path, f: f}, rep, nil
+	if err := syncDir(filepath.Dir(j.path)); err != nil {
+		return err
+	}
+	if j.f != nil {
+		j.f.Close()
+	}
+	j.f, err = os.OpenFile(j.path, os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		j.f = nil
+		return fmt.Errorf("opening the journal %s: %w", j.path, err)
+	}
+	j.lines = len(done) + len(unfinished)
+	return nil
+}
+
+// Lines is the number of records in the file (since it was last rewritten).
+func (j *Journal) Lines() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.lines
 }
 
 func replay(path string) (*Replayed, error) {
@@ -206,6 +232,7 @@ func (j *Journal) Append(recs ...*Record) error {
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("syncing the journal %s: %w", j.path, err)
 	}
+	j.lines += len(recs)
 	return nil
 }
 

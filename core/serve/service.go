@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -329,18 +330,62 @@ func (s *Service) backoff(attempt int) time.Duration {
 	return d
 }
 
+// CompactAfter is how many journal lines trigger a rewrite of the journal from the service's state: twice
+// what the state needs, and at least this many.
+var CompactAfter = 20000
+
 func (s *Service) finish(st *jobState, rec *Record) {
+	s.metrics.Add(metricFinished, 1, "result", rec.Result)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Appended under s.mu, so that a compaction (also under s.mu) never misses a done record.
 	if err := s.journal.Append(rec); err != nil {
 		// The job stays unfinished on disk: the next start runs it again, and the target check before
 		// pushing keeps it from pushing twice.
 		s.log.Error("journal: the done record was not written", "job", rec.Key, "error", err.Error())
 	}
-	s.metrics.Add(metricFinished, 1, "result", rec.Result)
-	s.mu.Lock()
 	delete(s.active, st.job.Key)
 	s.rememberDone(rec)
 	s.gauges()
-	s.mu.Unlock()
+	if n := s.journal.Lines(); n > CompactAfter && n > 2*(len(s.active)+len(s.doneKeys)) {
+		s.compactLocked()
+	}
+}
+
+// compactLocked rewrites the journal from the in-memory state (unfinished jobs with their attempt counts,
+// the remembered done records); call with s.mu held.
+func (s *Service) compactLocked() {
+	var unfinished []*Job
+	for _, key := range s.acceptOrder() {
+		j := s.active[key].job
+		unfinished = append(unfinished, &j)
+	}
+	done := make([]*Record, 0, len(s.doneKeys))
+	for _, k := range s.doneKeys {
+		done = append(done, s.done[k])
+	}
+	before := s.journal.Lines()
+	if err := s.journal.Rewrite(unfinished, done); err != nil {
+		s.log.Error("journal compaction failed; appending goes on", "error", err.Error())
+		return
+	}
+	s.log.Info("journal compacted", "lines_before", before, "lines", s.journal.Lines())
+}
+
+// acceptOrder lists the unfinished jobs' keys, oldest accepted first.
+func (s *Service) acceptOrder() []string {
+	keys := make([]string, 0, len(s.active))
+	for k := range s.active {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		ja, jb := s.active[keys[a]].job, s.active[keys[b]].job
+		if !ja.Accepted.Equal(jb.Accepted) {
+			return ja.Accepted.Before(jb.Accepted)
+		}
+		return keys[a] < keys[b]
+	})
+	return keys
 }
 
 // Stats returns a snapshot of the queue.

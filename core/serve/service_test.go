@@ -548,3 +548,75 @@ func TestJobsEndpoint(t *testing.T) {
 		t.Fatalf("/jobs: %+v", st)
 	}
 }
+
+// TestJournalCompaction: a long-running service rewrites its journal from its state, so the file stays
+// bounded; what it held survives: after a restart every finished job is still a duplicate and no job runs
+// again, and jobs still queued during a compaction are resumed.
+func TestJournalCompaction(t *testing.T) {
+	old := CompactAfter
+	CompactAfter = 30
+	defer func() { CompactAfter = old }()
+	dir := t.TempDir()
+	gate := make(chan struct{})
+	rec := &recorder{fn: func(ctx context.Context, j Job, n int) (Outcome, error) {
+		if strings.HasPrefix(j.Repository, "team/late") {
+			<-gate // still unfinished when the service stops
+		}
+		return Outcome{Result: ResultPushed}, nil
+	}}
+	c := serviceConfig(t, dir, func(c *Config) { c.QueueSize = 200; c.Concurrency = 2 })
+	s := startService(t, c, rec.run, true)
+	auth := "Bearer " + testSecret
+	maxLines := 0
+	for i := 0; i < 100; i++ {
+		if got := post(t, s.url, auth, envelope("team/app", []string{fmt.Sprintf("v%d", i)}, []string{digestOf(i)})).StatusCode; got != http.StatusAccepted {
+			t.Fatalf("post %d: %d", i, got)
+		}
+		if n := s.journal.Lines(); n > maxLines {
+			maxLines = n
+		}
+	}
+	waitFor(t, "100 jobs", 10*time.Second, func() bool { return len(s.Stats().Done) >= 100 })
+	// Two jobs that block, then two more queued behind them, then enough finished jobs to compact again.
+	post(t, s.url, auth, envelope("team/late1", []string{"v1", "v2"}, []string{digestOf(1), digestOf(2)}))
+	post(t, s.url, auth, envelope("team/late2", []string{"v1", "v2"}, []string{digestOf(3), digestOf(4)}))
+	b, _ := os.ReadFile(filepath.Join(dir, "journal.jsonl"))
+	lines := strings.Count(string(b), "\n")
+	if maxLines > 2*104+10 || lines > 2*104+10 {
+		t.Fatalf("the journal grew to %d lines (now %d) for a state of ~104 jobs: not compacted", maxLines, lines)
+	}
+	if !strings.Contains(string(b), `"op":"done"`) {
+		t.Fatal("no done record in the journal")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	go func() { time.Sleep(100 * time.Millisecond); close(gate) }()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	second := &recorder{}
+	s2 := startService(t, serviceConfig(t, dir, nil), second.run, true)
+	deadline := time.Now().Add(5 * time.Second)
+	for j, _ := second.total(); j < 2; j, _ = second.total() {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "journal.jsonl"))
+			t.Fatalf("the late jobs did not resume: %+v\n%s", s2.Stats(), b[max(0, len(b)-3000):])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := 0; i < 100; i += 17 {
+		if got := post(t, s2.url, auth, envelope("team/app", []string{fmt.Sprintf("v%d", i)}, []string{digestOf(i)})).StatusCode; got != http.StatusAccepted {
+			t.Fatalf("post: %d", got)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	for k := range second.runs {
+		if strings.HasPrefix(k, "team/app:") {
+			t.Errorf("%s ran again after the restart", k)
+		}
+	}
+	if got := s2.Metrics().Get(metricEvents, "outcome", "duplicate"); got != 6 {
+		t.Errorf("%v duplicates after the restart, want 6", got)
+	}
+}
