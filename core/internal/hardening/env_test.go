@@ -43,6 +43,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if rssFile := os.Getenv(spawnEnv); rssFile != "" {
+		os.Exit(spawn(rssFile, os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "crs-hardening-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -55,6 +58,35 @@ func TestMain(m *testing.M) {
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// spawnEnv makes the test binary a spawner: it runs its arguments as a command and writes the command's peak
+// RSS (KiB) to the named file. Linux folds the high-water RSS of the process that calls exec into the new
+// program's ru_maxrss, and Go starts children with vfork semantics: measured straight from the test process
+// (hundreds of MiB after building gzip bombs), crs-ci would be charged for the test's memory. The spawner is
+// a fresh small process, so what it measures is crs-ci's own peak (plus at most the spawner's few MiB).
+const spawnEnv = "CRS_HARDENING_SPAWN_RSS_FILE"
+
+func spawn(rssFile string, argv []string) int {
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, spawnEnv+"=") {
+			env = append(env, e)
+		}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err := cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintf(os.Stderr, "spawner: %v\n", err)
+		return 125
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		os.WriteFile(rssFile, []byte(fmt.Sprint(ru.Maxrss)), 0o644)
+	}
+	return cmd.ProcessState.ExitCode()
 }
 
 // crsCI builds the crs-ci command once per test binary (static, CGO off, as `make build` does).
@@ -142,7 +174,7 @@ type run struct {
 	args           []string
 	code           int
 	stdout, stderr string
-	maxRSSKiB      int64
+	maxRSSKiB      int64 // crs-ci's peak resident set size, measured by the spawner
 }
 
 func (r run) String() string {
@@ -161,9 +193,15 @@ type runOpts struct {
 func crs(t testing.TB, o runOpts, args ...string) run {
 	t.Helper()
 	home := t.TempDir()
-	cmd := exec.Command(crsCI(t), args...)
+	rssFile := filepath.Join(home, "maxrss")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, append([]string{crsCI(t)}, args...)...) // through the spawner (spawnEnv)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker"),
-		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache")}, o.env...)
+		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"), spawnEnv + "=" + rssFile}, o.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdin = strings.NewReader(o.stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -176,11 +214,10 @@ func crs(t testing.TB, o runOpts, args ...string) run {
 	if timeout == 0 {
 		timeout = 5 * time.Minute
 	}
-	var err error
 	select {
 	case err = <-done:
 	case <-time.After(timeout):
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 		t.Fatalf("crs-ci %s: no answer within %s\nstderr:\n%s", strings.Join(args, " "), timeout, errb.String())
 	}
@@ -192,8 +229,8 @@ func crs(t testing.TB, o runOpts, args ...string) run {
 	case err != nil:
 		t.Fatalf("running crs-ci: %v", err)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSSKiB = ru.Maxrss
+	if b, err := os.ReadFile(rssFile); err == nil {
+		fmt.Sscan(string(b), &r.maxRSSKiB)
 	}
 	if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic:") || strings.Contains(r.stderr, "internal error") {
 		t.Errorf("crs-ci printed a panic or internal error:\n%s", r)
@@ -208,4 +245,35 @@ func testdata(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestSpawnerMeasuresTheChild: the RSS the spawner reports is the command's own: dd with a 200 MiB buffer
+// shows at least 190 MiB, `true` a few MiB, however much memory this test process holds meanwhile.
+func TestSpawnerMeasuresTheChild(t *testing.T) {
+	ballast := make([]byte, 300<<20)
+	for i := range ballast {
+		ballast[i] = byte(i)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	measure := func(argv ...string) int64 {
+		f := filepath.Join(t.TempDir(), "maxrss")
+		cmd := exec.Command(self, argv...)
+		cmd.Env = append(os.Environ(), spawnEnv+"="+f)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+		var kib int64
+		b, _ := os.ReadFile(f)
+		fmt.Sscan(string(b), &kib)
+		return kib
+	}
+	if big := measure("dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1", "status=none"); big < 190<<10 {
+		t.Errorf("dd with a 200 MiB buffer measured %d KiB", big)
+	}
+	if small := measure("true"); small == 0 || small > 64<<10 {
+		t.Errorf("true measured %d KiB (the test process holds %d MiB)", small, len(ballast)>>20)
+	}
 }

@@ -217,7 +217,8 @@ func layerBlob(t testing.TB, dir string) string {
 
 // TestHostileImageCorpus runs the real crs-ci binary (check, and instrument --dry-run for a few) on a corpus
 // of hostile and corrupt images built here, and asserts for each: exit 1 (a verdict) or 3 (corrupt input),
-// a message naming the problem, no panic, and a peak RSS below 512 MiB measured from the child's rusage.
+// a message naming the problem, no panic, and a peak RSS below 512 MiB measured from crs-ci's rusage (by a
+// fresh spawner process, so the test's own memory is not counted; see spawnEnv).
 // A control case (the same program image, intact) must pass, so every failure is the hostile part's doing.
 // Symlinks that escape the image root point at files that do exist on this host, so following them out
 // would turn a rejection into a pass.
