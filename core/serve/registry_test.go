@@ -211,7 +211,7 @@ func freeAddr(t *testing.T) string {
 
 // minimalImage is an image holding the named paths of a real root filesystem, with every directory and
 // symlink on the way (merged /usr stays intact), plus extra files.
-func minimalImage(t *testing.T, rootfs string, cfg v1.Config, paths []string, extra ...testenv.File) v1.Image {
+func minimalImage(t *testing.T, rootfs string, plat v1.Platform, cfg v1.Config, paths []string, extra ...testenv.File) v1.Image {
 	t.Helper()
 	seen := map[string]bool{}
 	var files []testenv.File
@@ -276,13 +276,18 @@ func minimalImage(t *testing.T, rootfs string, cfg v1.Config, paths []string, ex
 		addPath(p, 0)
 	}
 	files = append(files, extra...)
-	return testenv.ImageFromLayers(t, cfg, v1.Platform{OS: "linux", Architecture: "amd64"}, testenv.LayerFromFiles(files...))
+	return testenv.ImageFromLayers(t, cfg, plat, testenv.LayerFromFiles(files...))
 }
 
 func compatibleImage(t *testing.T, extra ...testenv.File) v1.Image {
 	extra = append([]testenv.File{testenv.Reg("/etc/crs-secret", []byte("top-secret\n")), testenv.Reg("/etc/allowed", []byte("allowed\n"))}, extra...)
-	return minimalImage(t, testenv.Rootfs(t, "bookworm"), v1.Config{Cmd: []string{"/usr/bin/cat", "/etc/allowed"}},
+	return minimalImage(t, testenv.Rootfs(t, "bookworm"), v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Config{Cmd: []string{"/usr/bin/cat", "/etc/allowed"}},
 		[]string{"/usr/bin/cat", "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libdl.so.2"}, extra...)
+}
+
+func arm64Image(t *testing.T) v1.Image {
+	return minimalImage(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Platform{OS: "linux", Architecture: "arm64"}, v1.Config{Cmd: []string{"/usr/bin/true"}},
+		[]string{"/usr/bin/true", "/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libdl.so.2"})
 }
 
 // staticImage runs a static busybox: an entrypoint the probe cannot hook, so the check rejects the image.
@@ -533,6 +538,45 @@ func TestServeRegistry(t *testing.T) {
 		}
 		if srv.metric(t, `crs_serve_verdicts_total{verdict="incompatible"}`) != "1" {
 			t.Errorf("the incompatible verdict is not counted")
+		}
+	})
+
+	t.Run("a multi-arch index gets a -layered index", func(t *testing.T) {
+		idx := testenv.Index(t, compatibleImage(t, testenv.Reg("/etc/multi", []byte("1"))), arm64Image(t))
+		if err := remote.WriteIndex(rc.ref(t, "app/multi:1"), idx, rc.auth()); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := idx.Digest()
+		key := "app/multi:1@" + d.String()
+		waitUntil(t, "the index job", 90*time.Second, srv, func() bool { return srv.done_(t, key) != nil })
+		if r := srv.done_(t, key); r.Result != ResultPushed {
+			t.Fatalf("job %+v", r)
+		}
+		out, err := remote.Index(rc.ref(t, "app/multi:1-layered"), rc.auth())
+		if err != nil {
+			t.Fatalf("the -layered index: %v", err)
+		}
+		im, _ := out.IndexManifest()
+		if len(im.Manifests) != 2 || im.Annotations[instrument.LabelBaseDigest] != d.String() {
+			t.Fatalf("-layered index: %d manifests, annotations %v", len(im.Manifests), im.Annotations)
+		}
+		for _, m := range im.Manifests {
+			img, err := out.Image(m.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, _ := img.Layers()
+			files := layerFiles(t, ls[len(ls)-1])
+			if _, ok := files[strings.TrimPrefix(probe.LibraryPath, "/")]; !ok {
+				t.Errorf("%s: the added layer lacks the probe", m.Platform)
+			}
+		}
+		// The children, pushed by digest, were not jobs: their events are ignored as untagged.
+		waitUntil(t, "the children's events", 30*time.Second, srv, func() bool {
+			return srv.metric(t, `crs_serve_events_total{outcome="ignored:no-tag"}`) != ""
+		})
+		if n := journalCount(t, stateDir, "accept", key); n != 1 {
+			t.Errorf("%d accept records for the index, want 1", n)
 		}
 	})
 
