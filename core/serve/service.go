@@ -241,6 +241,13 @@ func (s *Service) worker() {
 func (s *Service) execute(st *jobState) {
 	job := st.job
 	log := s.log.With("job", job.Key, "attempt", job.Attempts)
+	if job.Attempts > s.cfg.MaxAttempts {
+		// Resumed after restarts that interrupted every attempt (a job that crashes the service, say).
+		err := fmt.Errorf("%d attempts started without an outcome (maxAttempts %d): given up", job.Attempts-1, s.cfg.MaxAttempts)
+		s.finish(st, &Record{Op: "done", Key: job.Key, Time: time.Now().UTC(), Result: ResultFailed, Error: err.Error()})
+		log.Error("job failed", "error", err.Error())
+		return
+	}
 	if err := s.journal.Append(&Record{Op: "attempt", Key: job.Key, Time: time.Now().UTC(), Attempt: job.Attempts}); err != nil {
 		log.Error("journal", "error", err.Error())
 	}

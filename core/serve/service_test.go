@@ -620,3 +620,38 @@ func TestJournalCompaction(t *testing.T) {
 		t.Errorf("%v duplicates after the restart, want 6", got)
 	}
 }
+
+// TestAttemptsAcrossRestarts: a job whose every attempt was interrupted by a restart (as if it crashed the
+// service) is given up once maxAttempts attempts have started, without running again.
+func TestAttemptsAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	j, _, err := OpenJournal(filepath.Join(dir, "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "team/app:v1@" + digestOf(1)
+	job := &Job{Key: key, Repository: "team/app", Tag: "v1", Digest: digestOf(1), Target: "x/team/app:v1-layered", Accepted: time.Now()}
+	recs := []*Record{{Op: "accept", Key: key, Job: job}}
+	for i := 1; i <= 3; i++ {
+		recs = append(recs, &Record{Op: "attempt", Key: key, Attempt: i})
+	}
+	if err := j.Append(recs...); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	for _, tc := range []struct {
+		max      int
+		wantRuns int
+		want     string
+	}{{3, 0, ResultFailed}, {4, 1, ResultPushed}} {
+		d := t.TempDir()
+		b, _ := os.ReadFile(filepath.Join(dir, "journal.jsonl"))
+		os.WriteFile(filepath.Join(d, "journal.jsonl"), b, 0o600)
+		rec := &recorder{}
+		s := startService(t, serviceConfig(t, d, func(c *Config) { c.MaxAttempts = tc.max }), rec.run, true)
+		waitFor(t, "the resumed job", 5*time.Second, func() bool { return doneResult(s.Service, key) != "" })
+		if got := doneResult(s.Service, key); got != tc.want || rec.count(key) != tc.wantRuns {
+			t.Errorf("maxAttempts %d: result %s after %d runs, want %s after %d", tc.max, got, rec.count(key), tc.want, tc.wantRuns)
+		}
+	}
+}
