@@ -384,3 +384,20 @@ func TestSinks(t *testing.T) {
 		}
 	})
 }
+
+// TestModeOff: a policy in mode off makes the probe do nothing at all — no decisions, no events, and no
+// own-file protection.
+func TestModeOff(t *testing.T) {
+	r := newRoot(t, "bookworm", probe.Glibc, "amd64")
+	r.setPolicy(t, compile(t, "off.yaml"))
+	for _, argv := range [][]string{
+		{"cat", "/srv/secret/key"},
+		{"sh", "-c", "id -u"},
+		{"touch", "/etc/crs-ci/extra"},
+	} {
+		res := r.run(t, argv...)
+		if res.code != 0 || len(res.events) != 0 {
+			t.Errorf("%v: want it to run untouched and unlogged\n%s", argv, res)
+		}
+	}
+}
