@@ -401,3 +401,19 @@ func TestModeOff(t *testing.T) {
 		}
 	}
 }
+
+// TestLogMask: an ignored op is still decided but never logged; logMode all logs allowed calls too.
+func TestLogMask(t *testing.T) {
+	r := newRoot(t, "bookworm", probe.Glibc, "amd64")
+	r.setPolicy(t, compile(t, "ignore-read.yaml"))
+	res := r.run(t, "cat", "/srv/secret/key")
+	if res.code != 1 || len(res.events) != 0 {
+		t.Errorf("ignored read: want denied and unlogged\n%s", res)
+	}
+	checkProg(t, r, progCase{argv: []string{"cp", "/srv/public/a", "/srv/ro/b"}, code: 1,
+		event: &want{Op: "write", Path: "/srv/ro/b", Action: "deny", Rule: "read-only-dir"}}, "")
+
+	id := r.setPolicy(t, compile(t, "log-all.yaml"))
+	checkProg(t, r, progCase{argv: []string{"cat", "/srv/public/a"}, code: 0, stdout: "public",
+		event: &want{Op: "read", Path: "/srv/public/a", Action: "allow", Rule: "", Mode: "enforce"}}, id)
+}
