@@ -1,5 +1,6 @@
 /* The syscall() escape hatch: decided by number against syscall rules, and calls that have a named hook
- * (open, openat, execve, connect, unlink, ...) are decided like that hook, so syscall() does not bypass them. */
+ * (open, openat, openat2, execve, connect, unlink, ...) are decided like that hook, so syscall() does not
+ * bypass them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -32,6 +33,13 @@ static int named(long nr, const long *a)
 	case SYS_openat:
 		acc = open_access(a[2], &op);
 		return crs_check_file(op, acc, (int)a[0], (const char *)a[1]);
+#ifdef SYS_openat2
+	case SYS_openat2: /* struct open_how: the flags come first */
+		if (!a[2])
+			return 0;
+		acc = open_access((long)*(const unsigned long long *)a[2], &op);
+		return crs_check_file(op, acc, (int)a[0], (const char *)a[1]);
+#endif
 #ifdef SYS_unlink
 	case SYS_unlink:
 		return crs_check_file(CRS_OP_UNLINK, CRS_ACC_WRITE, AT_FDCWD, (const char *)a[0]);

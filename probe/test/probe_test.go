@@ -145,6 +145,8 @@ func helperCases() []helperCase {
 		{name: "fortified __open_2", bin: "helper-fortify", args: []string{"open", "/srv/secret/key", "0"}, out: "err EACCES", event: deniedRead},
 		{name: "fortified __openat_2", bin: "helper-fortify", args: []string{"openat", "/srv", "secret/key", "0"}, out: "err EACCES", event: deniedRead},
 		{name: "syscall(SYS_openat)", args: []string{"syscall-openat", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "syscall(SYS_openat2)", args: []string{"syscall-openat2", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "syscall(SYS_openat2) allowed", args: []string{"syscall-openat2", "/srv/public/a"}, out: "ok"},
 		{name: "syscall rule", args: []string{"syscall", "110"}, out: "err EPERM", event: &want{Op: "syscall", Action: "deny", Rule: "no-getppid"}},
 		{name: "unlink", args: []string{"unlink", "/srv/ro/file"}, out: "err EACCES", event: roWrite("unlink", "/srv/ro/file")},
 		{name: "rename", args: []string{"rename", "/srv/public/a", "/srv/ro/x"}, out: "err EACCES", event: roWrite("rename", "/srv/ro/x")},

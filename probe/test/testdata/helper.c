@@ -160,6 +160,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(op, "syscall-openat"))
 		return fd_result((int)syscall(SYS_openat, AT_FDCWD, a, O_RDONLY));
+	if (!strcmp(op, "syscall-openat2")) { /* struct open_how {flags, mode, resolve} */
+		unsigned long long how[3] = {O_RDONLY, 0, 0};
+		return fd_result((int)syscall(437 /* openat2, the same on x86_64 and aarch64 */, AT_FDCWD, a, how, sizeof how));
+	}
 	if (!strcmp(op, "syscall"))
 		return int_result((int)syscall(atol(a)));
 	if (!strcmp(op, "unlink"))
