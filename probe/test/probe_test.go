@@ -375,6 +375,15 @@ func TestSinks(t *testing.T) {
 			t.Errorf("want one truncated event with rule and policy intact, got %+v", res.events)
 		}
 	})
+	t.Run("the policy's file sink when CRS_EVENTS is unset", func(t *testing.T) {
+		pid := r.setPolicy(t, compile(t, "policy-sink.yaml"))
+		defer r.setPolicy(t, compile(t, "enforce.yaml"))
+		res := r.runEnv(t, []string{"CRS_EVENTS="}, "cat", "/srv/secret/key")
+		evs := readEvents(t, filepath.Join(r.dir, "tmp/policy-events.jsonl"))
+		if res.code != 1 || len(evs) != 1 || evs[0].Rule != "no-secrets" || evs[0].Policy != pid || strings.Contains(res.stderr, `"rule"`) {
+			t.Errorf("want the event in the policy's file only, got %+v\n%s", evs, res)
+		}
+	})
 	t.Run("failing sink", func(t *testing.T) {
 		res := r.runEnv(t, []string{"CRS_EVENTS=file:/tmp/later/events.jsonl"}, "/opt/t/helper", "twice", "/srv/secret/key", "/tmp/later")
 		if res.stdout != "ok EACCES EACCES" {
