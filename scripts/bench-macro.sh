@@ -121,6 +121,37 @@ for i in $(seq "$REPS"); do
   log "rep $i:$line"
 done
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Where the probe's cost goes: the system calls of one run of each (strace -f -c), the calls it adds.
+for v in without probe; do
+  if [ "$v" = probe ]; then probe_on; else probe_off; fi
+  strace -f -c -o "$WORK/calls-$v" chroot "$M" /bin/bash -c "$WORKLOAD"
+done
+probe_off
+SYSCALLS="$(python3 - "$WORK/calls-without" "$WORK/calls-probe" <<'PY'
+import sys
+def calls(p):
+    out = {}
+    for line in open(p):
+        f = line.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            try:
+                out[f[-1]] = int(f[3])
+            except ValueError:
+                pass
+    return out
+a, b = calls(sys.argv[1]), calls(sys.argv[2])
+ta, tb = sum(a.values()), sum(b.values())
+print("| system call | without the probe | with the probe | added |")
+print("|---|---|---|---|")
+rows = sorted(set(a) | set(b), key=lambda k: -(b.get(k, 0) - a.get(k, 0)))
+for k in rows[:6]:
+    d = b.get(k, 0) - a.get(k, 0)
+    if d > 0:
+        print("| %s | %d | %d | +%d |" % (k, a.get(k, 0), b.get(k, 0), d))
+print("| all | %d | %d | +%d |" % (ta, tb, tb - ta))
+PY
+)"
 probe_off
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
@@ -178,6 +209,11 @@ SECTION="$WORK/section.md"
   echo "|---|---|---|"
   echo "| with the probe ≤ 1.03 × without | $R_PROBE | $G_PROBE |"
   echo "| probe overhead ≥ 20× lower than strace's | $R_OVER (added: probe $OVER_PROBE ms, strace $OVER_STRACE ms) | $G_OVER |"
+  echo
+  echo "Where the probe's time goes: the system calls of one run of each variant (\`strace -f -c\`), the calls"
+  echo "the probe adds, most first:"
+  echo
+  echo "$SYSCALLS"
   echo "<!-- macro:end -->"
 } >"$SECTION"
 python3 - "$DOC" "$SECTION" <<'PY'
