@@ -63,7 +63,7 @@ layered=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layer
 echo "layered image: $layered (the original tag is untouched)"
 
 step "5. run the layered image in a real container (podman + runc) and try to read /etc/shadow"
-P=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --runtime runc --cgroup-manager=cgroupfs
+P=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --tmpdir "$WORK/podman/tmp" --runtime runc --cgroup-manager=cgroupfs
    --events-backend=none)
 "${P[@]}" pull -q --tls-verify=false --creds "$USER:$PASS" "$layered" >/dev/null
 script='echo "hostname: $(cat /etc/hostname)"; cat /etc/shadow || echo "cat /etc/shadow failed with exit code $?"'

@@ -111,7 +111,7 @@ func startPodman(t *testing.T, podman string, reg *testenv.Registry) func(args .
 	if err := os.WriteFile(authFile, []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host, auth)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"), "--storage-driver", "vfs",
+	base := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"), "--tmpdir", filepath.Join(dir, "tmp"), "--storage-driver", "vfs",
 		"--runtime", "runc", "--cgroup-manager=cgroupfs", "--events-backend", "none"}
 	var env []string
 	for _, e := range os.Environ() {
