@@ -27,7 +27,7 @@ lint: ## go vet and gofmt
 test-go: build ## all Go tests (they start the servers and build the images they need)
 	$(GO) test -count=1 -timeout 75m ./...
 
-test: deps lint test-go ## install what tests need, then run every test
+test: deps lint test-go test-shims fuzz-short ## install what tests need, then run every test (Go, probe, matrix, shims, bounded fuzzing)
 
 demo: deps build ## the main job end to end on an embedded default
 	scripts/demo.sh
