@@ -710,9 +710,9 @@ func TestServeRegistry(t *testing.T) {
 
 	t.Run("a flood beyond the queue is deferred with 503 and every push is instrumented once", func(t *testing.T) {
 		const n = 8
-		// Each job slowed down (every manifest request of crs-ci takes 300ms more), the images pushed at once.
+		// Each job slowed down (every manifest request of crs-ci takes 500ms more), the images pushed at once.
 		proxy.Clear()
-		proxy.Inject(testenv.Fault{Path: "/manifests/", Delay: 300 * time.Millisecond})
+		proxy.Inject(testenv.Fault{Path: "/manifests/", Delay: 500 * time.Millisecond})
 		defer proxy.Clear()
 		var tags []string
 		for i := 0; i < n; i++ {
