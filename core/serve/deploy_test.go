@@ -336,7 +336,7 @@ func TestContainerfile(t *testing.T) {
 			t.Fatalf("%v %s", err, out)
 		}
 	}
-	base := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"), "--storage-driver", "vfs",
+	base := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"), "--tmpdir", filepath.Join(dir, "tmp"), "--storage-driver", "vfs",
 		"--runtime", "runc", "--cgroup-manager=cgroupfs", "--events-backend", "none"}
 	pm := func(args ...string) (string, error) {
 		out, err := exec.Command(podman, append(base, args...)...).CombinedOutput()
