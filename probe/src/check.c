@@ -117,6 +117,14 @@ int crs_check_exec(int dirfd, const char *path)
 	return crs_check_exec_path(buf);
 }
 
+/* default_exec_logged reports whether crs_apply would write an event for the exec category default. */
+static int default_exec_logged(void)
+{
+	int a = crs.pol.defaults[CRS_CAT_EXEC];
+	int bit = a == CRS_DENY ? CRS_LOG_DENY : a == CRS_ALERT ? CRS_LOG_ALERT : CRS_LOG_ALLOW;
+	return (crs.pol.logmask & bit) && !(crs.pol.ignore & (1u << CRS_OP_EXEC));
+}
+
 /* crs_check_execp decides an exec by file name the way execvp finds it: a name with a '/' is a path; else the
  * first executable PATH entry (PATH unset: "/bin:/usr/bin", glibc's default). */
 int crs_check_execp(const char *file)
@@ -128,6 +136,10 @@ int crs_check_execp(const char *file)
 			return crs_check_exec(AT_FDCWD, file);
 	if (!*file)
 		return 0;
+	/* No exec rule and an unlogged default: the decision is the same for every candidate and no event shows
+	 * the path, so the first candidate stands for all of them and the search (a faccessat per PATH entry, which
+	 * the real execvp repeats anyway) is skipped. */
+	int search = crs.pol.nexec != 0 || default_exec_logged();
 	const char *path = crs_getenv(environ, "PATH");
 	if (!path)
 		path = "/bin:/usr/bin";
@@ -150,6 +162,8 @@ int crs_check_execp(const char *file)
 			if (crs_path(AT_FDCWD, dir, cand, sizeof cand) == 0) {
 				if (!first[0])
 					crs_memcpy(first, cand, crs_strlen(cand) + 1);
+				if (!search)
+					break;
 				if (crs_sys4(SYS_faccessat, AT_FDCWD, cand, 1 /* X_OK */, 0) == 0)
 					return crs_check_exec_path(cand);
 			}

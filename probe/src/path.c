@@ -81,9 +81,11 @@ int crs_path(int dirfd, const char *path, char *out, size_t outsize)
 		if (out[0] != '/')
 			return -EBADF; /* "(unreachable)": the cwd lies outside our root */
 	} else {
-		if (crs_sys2(SYS_fcntl, dirfd, F_GETFD) == -EBADF)
-			return -ENOENT; /* not open: the kernel fails the call with EBADF itself */
+		/* readlinkat on /proc/self/fd/N fails for a descriptor that is not open too; only then (rare) ask
+		 * fcntl whether it is open, to tell "not open" (the kernel refuses the call) from "not placeable" */
 		int r = crs_fd_path(dirfd, out, outsize);
+		if (r == -EBADF && crs_sys2(SYS_fcntl, dirfd, F_GETFD) == -EBADF)
+			return -ENOENT; /* not open: the kernel fails the call with EBADF itself */
 		if (r)
 			return r;
 	}
