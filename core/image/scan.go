@@ -131,7 +131,15 @@ func Scan(ctx context.Context, img v1.Image, opts ScanOptions) (*FS, error) {
 					progressMu.Unlock()
 				}
 			}
-			rec, cached, err := loadOrScanLayer(ctx, l, fmt.Sprintf("layer %d/%d", i+1, len(layers)), opts, tick)
+			var note func(string)
+			if opts.Progress != nil {
+				note = func(s string) {
+					progressMu.Lock()
+					fmt.Fprintln(opts.Progress, s)
+					progressMu.Unlock()
+				}
+			}
+			rec, cached, err := loadOrScanLayer(ctx, l, fmt.Sprintf("layer %d/%d", i+1, len(layers)), opts, tick, note)
 			if err != nil {
 				errs[i] = err
 				cancel()
@@ -195,7 +203,8 @@ func checkConfigDigest(img v1.Image) error {
 
 // loadOrScanLayer returns what layer l (named "layer N/M" in messages) contributes, from the cache or by
 // reading it.
-func loadOrScanLayer(ctx context.Context, l v1.Layer, what string, opts ScanOptions, tick func(int64)) (*layerRecord, bool, error) {
+// note, when set, gets a line each time a broken download is retried.
+func loadOrScanLayer(ctx context.Context, l v1.Layer, what string, opts ScanOptions, tick func(int64), note func(string)) (*layerRecord, bool, error) {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return nil, false, exitcode.Operationalf("%s: reading its diff ID: %w", what, err)
@@ -219,6 +228,20 @@ func loadOrScanLayer(ctx context.Context, l v1.Layer, what string, opts ScanOpti
 		}
 	}
 	rec, err := scanLayer(ctx, l, diffID, opts, tick)
+	if isRemoteLayer(l) {
+		// A download broken in the middle: open the layer again and scan it from its first byte (see retry.go).
+		wait := layerBackoff
+		for attempt := 2; attempt <= layerAttempts && err != nil && isTransient(err) && ctx.Err() == nil; attempt++ {
+			if note != nil {
+				note(fmt.Sprintf("%s %s: download interrupted (%v); reading it again from the start in %s (attempt %d/%d)", what, shortDigest(digest), err, wait, attempt, layerAttempts))
+			}
+			if serr := sleepCtx(ctx, wait); serr != nil {
+				break
+			}
+			wait *= 2
+			rec, err = scanLayer(ctx, l, diffID, opts, tick)
+		}
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s (%s): %w", what, name, err)
 	}
