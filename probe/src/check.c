@@ -54,6 +54,8 @@ int crs_check_file(int op, int access, int dirfd, const char *path)
 {
 	char store[CRS_PATH_MAX];
 	char *buf = store;
+	if (op == CRS_OP_RENAME)
+		crs_fd_cache_clear(); /* a renamed directory changes the paths of descriptors open on it */
 	if (!path || !crs_ready())
 		return 0;
 	int r = 0;

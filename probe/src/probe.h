@@ -78,6 +78,8 @@ static inline int crs_ready(void)
  * when dirfd is not an open descriptor (the call will fail in the kernel anyway). */
 CRS_HIDDEN int crs_path(int dirfd, const char *path, char *out, size_t outsize);
 CRS_HIDDEN int crs_fd_path(int fd, char *out, size_t outsize);
+/* crs_fd_cache_clear forgets every cached directory-descriptor path (path.c); called before a rename. */
+CRS_HIDDEN void crs_fd_cache_clear(void);
 CRS_HIDDEN const char *crs_getenv(char *const *env, const char *name);
 
 /* Checks: each returns 0 to let the call proceed or a positive errno to fail it with. They decide, apply the
