@@ -65,6 +65,9 @@ type WebhookConfig struct {
 	SecretEnv  string `yaml:"secretEnv"`  // or an environment variable holding it (default CRS_WEBHOOK_SECRET)
 	MaxBody    int64  `yaml:"maxBodyBytes"`
 
+	HarborPath   string `yaml:"harborPath"`   // where Harbor's webhook posts (default /webhook/harbor)
+	HarborHeader string `yaml:"harborHeader"` // header carrying the secret there (default: Header)
+
 	secret string
 }
 
@@ -167,6 +170,11 @@ func ParseConfig(file string, data []byte, getenv func(string) string) (*Config,
 	if !strings.HasPrefix(c.Webhook.Path, "/") {
 		bad([]any{"webhook", "path"}, "webhook.path %q must start with /", c.Webhook.Path)
 	}
+	if !strings.HasPrefix(c.Webhook.HarborPath, "/") {
+		bad([]any{"webhook", "harborPath"}, "webhook.harborPath %q must start with /", c.Webhook.HarborPath)
+	} else if c.Webhook.HarborPath == c.Webhook.Path {
+		bad([]any{"webhook", "harborPath"}, "webhook.harborPath %q is webhook.path too: give each sender its own path", c.Webhook.HarborPath)
+	}
 	if len(c.Repositories) == 0 {
 		bad([]any{"repositories"}, "repositories: name at least one repository to instrument")
 	}
@@ -262,6 +270,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Webhook.Header == "" {
 		c.Webhook.Header = "Authorization"
+	}
+	if c.Webhook.HarborPath == "" {
+		c.Webhook.HarborPath = "/webhook/harbor"
+	}
+	if c.Webhook.HarborHeader == "" {
+		c.Webhook.HarborHeader = c.Webhook.Header
 	}
 	if c.Webhook.SecretEnv == "" {
 		c.Webhook.SecretEnv = "CRS_WEBHOOK_SECRET"

@@ -446,6 +446,11 @@ func (s *Service) Shutdown(ctx context.Context) error {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(s.cfg.Webhook.Path, s.webhook)
+	if s.cfg.Webhook.HarborPath != "" {
+		mux.HandleFunc(s.cfg.Webhook.HarborPath, func(w http.ResponseWriter, r *http.Request) {
+			s.receive(w, r, s.cfg.Webhook.HarborHeader, s.harborJobs)
+		})
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -467,8 +472,8 @@ func (s *Service) Handler() http.Handler {
 		_ = s.metrics.Write(w)
 	})
 	mux.HandleFunc("/jobs", func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
-			s.unauthorized(w)
+		if !s.authorized(r, s.cfg.Webhook.Header) {
+			s.unauthorized(w, s.cfg.Webhook.Header)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -479,29 +484,63 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-func (s *Service) authorized(r *http.Request) bool {
-	got := r.Header.Get(s.cfg.Webhook.Header)
+func (s *Service) authorized(r *http.Request, header string) bool {
+	got := r.Header.Get(header)
 	want := s.cfg.Secret()
 	ok := subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 	okBearer := subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+want)) == 1
 	return want != "" && (ok || okBearer)
 }
 
-func (s *Service) unauthorized(w http.ResponseWriter) {
+func (s *Service) unauthorized(w http.ResponseWriter, header string) {
 	s.metrics.Add(metricNotifications, 1, "code", "401")
-	http.Error(w, "missing or wrong shared secret header "+s.cfg.Webhook.Header, http.StatusUnauthorized)
+	http.Error(w, "missing or wrong shared secret header "+header, http.StatusUnauthorized)
 }
 
+// webhook receives the distribution registry's notification envelopes.
 func (s *Service) webhook(w http.ResponseWriter, r *http.Request) {
+	s.receive(w, r, s.cfg.Webhook.Header, s.distributionJobs)
+}
+
+// distributionJobs is the distribution webhook's body handling: the jobs of an envelope and the ignored events.
+func (s *Service) distributionJobs(body []byte) ([]*Job, map[string]int, error) {
+	env, err := ParseEnvelope(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var jobs []*Job
+	ignored := map[string]int{}
+	for _, e := range env.Events {
+		d := s.cfg.Decide(e)
+		if d.Job == nil {
+			s.ignore(ignored, d.Reason, "repository", e.Target.Repository, "tag", e.Target.Tag,
+				"digest", e.Target.Digest, "action", e.Action)
+			continue
+		}
+		jobs = append(jobs, d.Job)
+	}
+	return jobs, ignored, nil
+}
+
+// ignore counts and logs an ignored event.
+func (s *Service) ignore(ignored map[string]int, reason string, attrs ...any) {
+	ignored[reason]++
+	s.metrics.Add(metricEvents, 1, "outcome", "ignored:"+reason)
+	s.log.Debug("event ignored", append([]any{"reason", reason}, attrs...)...)
+}
+
+// receive is a webhook: the shared secret in header, then the body turned into jobs by jobsOf (an error
+// is a 400), recorded durably and queued (every webhook format shares the journal, dedup and queue).
+func (s *Service) receive(w http.ResponseWriter, r *http.Request, header string, jobsOf func([]byte) ([]*Job, map[string]int, error)) {
 	answer := func(code int, v any) {
 		s.metrics.Add(metricNotifications, 1, "code", strconv.Itoa(code))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(v)
 	}
-	if !s.authorized(r) {
-		s.log.Warn("notification refused: no valid shared secret", "remote", r.RemoteAddr)
-		s.unauthorized(w)
+	if !s.authorized(r, header) {
+		s.log.Warn("notification refused: no valid shared secret", "remote", r.RemoteAddr, "path", r.URL.Path)
+		s.unauthorized(w, header)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -519,23 +558,10 @@ func (s *Service) webhook(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusBadRequest, map[string]string{"error": "reading the body: " + err.Error()})
 		return
 	}
-	env, err := ParseEnvelope(body)
+	jobs, ignored, err := jobsOf(body)
 	if err != nil {
 		answer(http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
-	}
-	var jobs []*Job
-	ignored := map[string]int{}
-	for _, e := range env.Events {
-		d := s.cfg.Decide(e)
-		if d.Job == nil {
-			ignored[d.Reason]++
-			s.metrics.Add(metricEvents, 1, "outcome", "ignored:"+d.Reason)
-			s.log.Debug("event ignored", "reason", d.Reason, "repository", e.Target.Repository, "tag", e.Target.Tag,
-				"digest", e.Target.Digest, "action", e.Action)
-			continue
-		}
-		jobs = append(jobs, d.Job)
 	}
 	sub, err := s.Submit(jobs)
 	switch {
@@ -572,7 +598,7 @@ func (s *Service) ListenAndServe(ctx context.Context, ready func(addr string)) e
 	s.Start()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("listening", "addr", ln.Addr().String(), "webhook", s.cfg.Webhook.Path, "registry", s.cfg.Registry,
+	s.log.Info("listening", "addr", ln.Addr().String(), "webhook", s.cfg.Webhook.Path, "harborWebhook", s.cfg.Webhook.HarborPath, "registry", s.cfg.Registry,
 		"concurrency", s.cfg.Concurrency, "queueSize", s.cfg.QueueSize)
 	if ready != nil {
 		ready(ln.Addr().String())
