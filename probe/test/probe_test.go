@@ -136,6 +136,8 @@ func helperCases() []helperCase {
 		{name: "open errno preserved", args: []string{"open", "/srv/public/missing"}, out: "err ENOENT"},
 		{name: "open64", args: []string{"open64", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
 		{name: "openat dirfd", args: []string{"openat", "/srv", "secret/key"}, out: "err EACCES", event: deniedRead},
+		{name: "openat dirfd number reused", args: []string{"openat-reused", "/srv/public", "/srv/secret", "key"}, out: "err EACCES", event: deniedRead},
+		{name: "openat dirfd replaced by dup2", args: []string{"openat-dup2", "/srv/public", "/srv/secret", "key"}, out: "err EACCES", event: deniedRead},
 		{name: "creat", args: []string{"creat", "/srv/ro/new"}, out: "err EACCES", event: roWrite("write", "/srv/ro/new")},
 		{name: "fopen", args: []string{"fopen", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},
 		{name: "fopen64", args: []string{"fopen64", "/srv/secret/key"}, out: "err EACCES", event: deniedRead},

@@ -144,6 +144,20 @@ int main(int argc, char **argv)
 		int d = open(a, O_RDONLY | O_DIRECTORY);
 		return fd_result(openat(d, b, argc > 4 ? atoi(argv[4]) : O_RDONLY));
 	}
+	if (!strcmp(op, "openat-reused") || !strcmp(op, "openat-dup2")) { /* OP DIR1 DIR2 REL */
+		/* a descriptor number that named DIR1 (and was resolved once) now names DIR2: decided as DIR2 */
+		int d = open(a, O_RDONLY | O_DIRECTORY), f = openat(d, argv[4], O_RDONLY);
+		if (f >= 0)
+			close(f);
+		if (op[7] == 'r') { /* closed behind the probe's back (a raw close, like closedir's), number reused */
+			syscall(SYS_close, d);
+			if (open(b, O_RDONLY | O_DIRECTORY) != d)
+				return printf("err descriptor not reused\n"), 1;
+		} else if (dup2(open(b, O_RDONLY | O_DIRECTORY), d) != d) {
+			return printf("err dup2\n"), 1;
+		}
+		return fd_result(openat(d, argv[4], O_RDONLY));
+	}
 	if (!strcmp(op, "creat"))
 		return fd_result(creat(a, 0644));
 	if (!strcmp(op, "fopen")) {
