@@ -11,9 +11,9 @@ import (
 
 // Harbor 2.x webhooks (docs/serve.md, "Harbor"). Harbor posts one JSON payload per event to the webhook
 // policy's endpoint, with the policy's "Auth Header" value in the Authorization header. Only the "Default"
-// payload format is understood (not the CloudEvents one Harbor 2.10+ can send instead). The payload model is
-// Harbor's src/pkg/notifier/model (Payload, EventData, Resource, Repository); only the fields crs-ci reads
-// are declared here.
+// payload format is understood (not the CloudEvents one newer Harbor releases can send instead). The
+// payload model is Harbor's src/pkg/notifier/model (Payload, EventData, Resource, Repository); only the
+// fields crs-ci reads are declared here.
 
 // HarborPushArtifact is the type of the Harbor event sent when an artifact is pushed.
 const HarborPushArtifact = "PUSH_ARTIFACT"
@@ -100,17 +100,17 @@ func ParseHarbor(body []byte) (*HarborPayload, error) {
 // pushed by digest, which this rejects.
 var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 
-// SplitResourceURL splits a Harbor resource_url (HOST/REPOSITORY:TAG or HOST/REPOSITORY@DIGEST) into the
-// registry host, the repository and the reference after ':' or '@'.
+// SplitResourceURL splits a Harbor resource_url (HOST/REPOSITORY:TAG, or HOST/REPOSITORY@DIGEST for an
+// artifact pushed by digest; older Harbor releases wrote HOST/REPOSITORY:DIGEST) into the registry
+// host, the repository and the reference. A scheme in front of the host is dropped. A repository name never
+// holds ':' or '@', so the first of them after the host ends it.
 func SplitResourceURL(u string) (host, repository, ref string, err error) {
-	host, rest, ok := strings.Cut(u, "/")
+	trimmed := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	host, rest, ok := strings.Cut(trimmed, "/")
 	if !ok || host == "" || rest == "" {
 		return "", "", "", fmt.Errorf("resource_url %q: want HOST/REPOSITORY:TAG or HOST/REPOSITORY@DIGEST", u)
 	}
-	if i := strings.Index(rest, "@"); i >= 0 {
-		return host, rest[:i], rest[i+1:], nil
-	}
-	if i := strings.LastIndex(rest, ":"); i >= 0 {
+	if i := strings.IndexAny(rest, ":@"); i >= 0 {
 		return host, rest[:i], rest[i+1:], nil
 	}
 	return host, rest, "", nil

@@ -119,6 +119,7 @@ func TestDecideHarbor(t *testing.T) {
 		{"no resource_url", harborPayload("PUSH_ARTIFACT", "team/app", "latest", d, ""), "", "127.0.0.1:5000/team/app:latest-layered", ""},
 		{"other rule and target", harborPayload("PUSH_ARTIFACT", "mirror", "dev", d, "h/mirror:dev"), "", "127.0.0.1:5000/instrumented/mirror:dev", "h"},
 		{"pushed by digest", readFixture(t, "harbor/push-by-digest.json"), IgnoreNoTag, "", ""},
+		{"pushed by digest, older resource_url form", harborPayload("PUSH_ARTIFACT", "team/app", d, d, "h/team/app:"+d), IgnoreNoTag, "", ""},
 		{"missing tag", harborPayload("PUSH_ARTIFACT", "team/app", "", d, "h/team/app@"+d), IgnoreNoTag, "", ""},
 		{"missing digest", harborPayload("PUSH_ARTIFACT", "team/app", "v1", "", "h/team/app:v1"), IgnoreBadEvent, "", ""},
 		{"bad digest", harborPayload("PUSH_ARTIFACT", "team/app", "v1", "sha256:abc", "h/team/app:v1"), IgnoreBadEvent, "", ""},
@@ -180,6 +181,8 @@ func TestSplitResourceURL(t *testing.T) {
 		{"harbor.example.com:8443/team/sub/app:latest", "harbor.example.com:8443", "team/sub/app", "latest"},
 		{"10.0.0.5/library/alpine@" + fixtureDigest, "10.0.0.5", "library/alpine", fixtureDigest},
 		{"h/team/app", "h", "team/app", ""},
+		{"harbor.example.com/team/app:" + fixtureDigest, "harbor.example.com", "team/app", fixtureDigest}, // older Harbor, by digest
+		{"https://harbor.example.com/team/app:v1", "harbor.example.com", "team/app", "v1"},
 	}
 	for _, tc := range cases {
 		host, repo, ref, err := SplitResourceURL(tc.in)
