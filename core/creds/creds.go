@@ -54,8 +54,8 @@ func Keychain(ctx context.Context, o Options) (authn.Keychain, error) {
 	return kc, err
 }
 
-// Resolve is Keychain that also returns the secret values it read (the password, and the username when it
-// came from Vault), for the caller to mask in CI logs before anything is printed.
+// Resolve is Keychain that also returns the secret values it read (the password, and the username and the
+// JWT of a JWT login when they came from Vault), for the caller to mask in CI logs before anything is printed.
 func Resolve(ctx context.Context, o Options) (authn.Keychain, []string, error) {
 	user, pass, err := explicit(ctx, o)
 	if err != nil {
@@ -67,6 +67,9 @@ func Resolve(ctx context.Context, o Options) (authn.Keychain, []string, error) {
 	secrets := []string{pass}
 	if o.Vault != nil && o.Vault.Address != "" {
 		secrets = append(secrets, user)
+		if o.Vault.jwt != "" { // a JWT from --vault-jwt-file is in no variable the command masks by itself
+			secrets = append(secrets, o.Vault.jwt)
+		}
 	}
 	return authn.NewMultiKeychain(&static{user: user, pass: pass, hosts: o.Registries}, authn.DefaultKeychain), secrets, nil
 }

@@ -53,6 +53,8 @@ type VaultOptions struct {
 	JWTMount string // default "jwt"
 
 	HTTPClient *http.Client // optional: proxy/CA settings for reaching Vault
+
+	jwt string // the JWT a login used (from JWTFile or VAULT_JWT), for Resolve to return among the secrets
 }
 
 // Read logs in if needed and returns the username and password stored at the path.
@@ -164,6 +166,7 @@ func (v *VaultOptions) login(ctx context.Context, c *vault.Client, getenv func(s
 		if jwt == "" {
 			return exitcode.Usagef("vault: JWT login for role %q needs a token (--vault-jwt-file or %s)", v.JWTRole, EnvVaultJWT)
 		}
+		v.jwt = jwt
 		mount := v.JWTMount
 		if mount == "" {
 			mount = "jwt"

@@ -181,3 +181,45 @@ type resource string
 
 func (r resource) String() string      { return string(r) }
 func (r resource) RegistryStr() string { return string(r) }
+
+// TestResolveSecrets: Resolve returns every secret it read for the command to mask: the password, the
+// Vault-read username, and the JWT of a JWT login, read from --vault-jwt-file (which no masked variable holds)
+// or VAULT_JWT.
+func TestResolveSecrets(t *testing.T) {
+	t.Setenv("VAULT_TOKEN", "")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	v := testenv.StartVault(t)
+	v.PutKV2("secret", "ci/registry", map[string]any{"username": "robot", "password": "hunter2"})
+	v.AddToken("root-token")
+	v.AddJWTRole("jwt", "ci", "crs-ci", "", "secret/data/ci/")
+	jwt := v.SignJWT(map[string]any{"aud": "crs-ci", "sub": "repo:crs-ci/app", "exp": time.Now().Add(time.Hour).Unix()})
+	jwtFile := filepath.Join(t.TempDir(), "oidc.jwt")
+	if err := os.WriteFile(jwtFile, []byte(jwt+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		o    Options
+		want []string
+	}{
+		{name: "JWT file", o: Options{Getenv: env(nil), Vault: &VaultOptions{Address: v.URL, Path: "secret/ci/registry", JWTRole: "ci", JWTFile: jwtFile}},
+			want: []string{"hunter2", "robot", jwt}},
+		{name: "VAULT_JWT", o: Options{Getenv: env(map[string]string{EnvVaultJWT: jwt}), Vault: &VaultOptions{Address: v.URL, Path: "secret/ci/registry", JWTRole: "ci"}},
+			want: []string{"hunter2", "robot", jwt}},
+		{name: "token", o: Options{Getenv: env(nil), Vault: &VaultOptions{Address: v.URL, Path: "secret/ci/registry", Token: "root-token"}},
+			want: []string{"hunter2", "robot"}},
+		{name: "environment", o: Options{Getenv: env(map[string]string{EnvUsername: "u", EnvPassword: "pw"})}, want: []string{"pw"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, secrets, err := Resolve(context.Background(), tt.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(secrets, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("secrets %q, want %q", secrets, tt.want)
+			}
+		})
+	}
+}

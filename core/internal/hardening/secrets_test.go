@@ -61,7 +61,7 @@ func credSources(r *testenv.Registry, vaultURL, jwtFile string) []credSource {
 		{name: "vault token flag", args: []string{"--vault-address", vaultURL, "--vault-path", "secret/ci/registry", "--vault-token", secretVaultToken},
 			masked: []string{secretVaultToken, secretPassword, secretVaultUser}},
 		{name: "vault jwt file", args: []string{"--vault-address", vaultURL, "--vault-path", "secret/ci/registry",
-			"--vault-jwt-role", "ci", "--vault-jwt-file", jwtFile}, masked: []string{secretPassword, secretVaultUser}},
+			"--vault-jwt-role", "ci", "--vault-jwt-file", jwtFile}, masked: append([]string{secretPassword, secretVaultUser}, extraSecrets...)}, // the JWT itself too
 		{name: "wrong password (401)", env: []string{"CRS_REGISTRY_USERNAME=" + r.User, "CRS_REGISTRY_PASSWORD=" + secretWrong},
 			masked: []string{secretWrong}, code: 3, message: "UNAUTHORIZED"},
 	}
