@@ -23,7 +23,8 @@ type NetOptions struct {
 	Getenv             func(string) string
 }
 
-// Transport returns the HTTP transport for registry traffic built from the options.
+// Transport returns the HTTP transport for registry traffic built from the options; it honours Retry-After
+// on 429 and 503 answers (see RetryAfter).
 func Transport(o NetOptions) (http.RoundTripper, error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -52,7 +53,7 @@ func Transport(o NetOptions) (http.RoundTripper, error) {
 	}
 	base.TLSClientConfig = tlsConf
 	if len(o.InsecureRegistries) == 0 {
-		return base, nil
+		return RetryAfter(base), nil
 	}
 	insecure := base.Clone()
 	insecure.TLSClientConfig = tlsConf.Clone()
@@ -65,7 +66,7 @@ func Transport(o NetOptions) (http.RoundTripper, error) {
 		}
 		hosts[h] = true
 	}
-	return &perHost{secure: base, insecure: insecure, hosts: hosts}, nil
+	return RetryAfter(&perHost{secure: base, insecure: insecure, hosts: hosts}), nil
 }
 
 // perHost sends requests for the insecure hosts through a transport that skips certificate verification.

@@ -16,8 +16,9 @@ import (
 // fault is one misbehaviour of the registry as a client sees it. The proxy applies the first fault whose
 // method and path match and that has hits left.
 type fault struct {
-	method, path string // "" = any; path is a substring of the URL path
-	times        int    // how many requests to hit; 0 = every one (a permanent fault)
+	method, path string        // "" = any; path is a substring of the URL path
+	times        int           // how many requests to hit; 0 = every one (a permanent fault)
+	window       time.Duration // > 0: hit only the requests that come within this long of the first hit
 
 	status int               // answer this status (with header) instead of forwarding
 	header map[string]string // e.g. Retry-After
@@ -40,6 +41,7 @@ type faultProxy struct {
 	mu   sync.Mutex
 	fs   []*fault
 	hits []int
+	from []time.Time // first hit of each fault
 	log  []string
 	at   []time.Time
 }
@@ -63,11 +65,12 @@ func startFaultProxy(t *testing.T, target string) *faultProxy {
 func (p *faultProxy) inject(fs ...fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.fs, p.hits, p.log, p.at = nil, nil, nil, nil
+	p.fs, p.hits, p.from, p.log, p.at = nil, nil, nil, nil, nil
 	for i := range fs {
 		f := fs[i]
 		p.fs = append(p.fs, &f)
 		p.hits = append(p.hits, 0)
+		p.from = append(p.from, time.Time{})
 	}
 }
 
@@ -104,6 +107,12 @@ func (p *faultProxy) match(r *http.Request) *fault {
 		}
 		if f.times > 0 && p.hits[i] >= f.times {
 			continue
+		}
+		if f.window > 0 && !p.from[i].IsZero() && time.Since(p.from[i]) > f.window {
+			continue
+		}
+		if p.hits[i] == 0 {
+			p.from[i] = time.Now()
 		}
 		p.hits[i]++
 		return f

@@ -49,6 +49,13 @@ func TestRegistryFaults(t *testing.T) {
 			{method: http.MethodGet, path: "/manifests/1", status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, times: 1},
 			{method: http.MethodGet, path: layerPath, status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "1"}, times: 1},
 		}},
+		// The registry refuses everything for 4.8 s and says so with Retry-After: 5. go-containerregistry's own
+		// retries (about 1 s, then 3 s, jitter included under 4.5 s) would all fall inside the window; core/creds'
+		// RetryAfter waits the 5 s asked for and the next attempt succeeds.
+		{name: "429 with a Retry-After longer than the built-in backoff", suffix: "-429long", code: 0, faults: []fault{
+			{method: http.MethodGet, path: "/manifests/1", status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "5"}, window: 4800 * time.Millisecond},
+			{method: http.MethodPut, path: "/manifests/", status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "5"}, window: 4800 * time.Millisecond},
+		}},
 		// core/image opens the layer again and scans it from its first byte (the broken attempt's entries
 		// thrown away), so a download cut twice in the middle is survived.
 		{name: "connection cut in the middle of the source layer", suffix: "-cutdown", code: 0, faults: []fault{
