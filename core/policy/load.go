@@ -251,6 +251,12 @@ func load(b []byte) (*Compiled, error) {
 				return nil, fmt.Errorf("%s entry %d: rule %d is not a %s rule", what, i, ri, cat)
 			}
 			out[i] = indexEntry{key: key, pattern: pat, rule: ri, literal: le.Uint32(e[12:])&1 != 0}
+			// Decide trusts the key and the literal flag (as the probe's lookup does): both must be what the
+			// format says, as probe/src/decide.c's loader also requires.
+			if len(pat) == 0 || pat[0] != '/' || key != indexKey(pat) || out[i].literal != isLiteral(pat) {
+				return nil, fmt.Errorf("%s entry %d: key %q or literal flag %v does not fit its pattern %q (want key %q, literal %v)",
+					what, i, key, out[i].literal, pat, indexKey(pat), isLiteral(pat))
+			}
 			if i > 0 && (out[i-1].key > key || (out[i-1].key == key && out[i-1].rule > ri)) {
 				return nil, fmt.Errorf("%s is not sorted at entry %d", what, i)
 			}

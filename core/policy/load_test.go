@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/binary"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 // TestLoadRefuses: every check docs/compiled-policy.md asks of a reader.
 func TestLoadRefuses(t *testing.T) {
 	c := mustCompileFile(t, "testdata/good/all-features.yaml")
+	harness := decideHarness(t)
 	le := binary.LittleEndian
 	blk := 64
 	tests := []struct {
@@ -53,6 +57,48 @@ func TestLoadRefuses(t *testing.T) {
 			copy(b[last:last+16], e0)
 			return b
 		}, true, "not sorted"},
+		{"index order by rule", func(b []byte) []byte {
+			// two adjacent entries with the same key and different rules, swapped
+			off, n := le.Uint32(b[blk+32:]), le.Uint32(b[blk+28:])
+			for i := uint32(0); i+1 < n; i++ {
+				e, f := b[off+16*i:off+16*i+16], b[off+16*i+16:off+16*i+32]
+				if strAt(b, le.Uint32(e)) == strAt(b, le.Uint32(f)) && le.Uint32(e[8:]) != le.Uint32(f[8:]) {
+					tmp := append([]byte(nil), e...)
+					copy(e, f)
+					copy(f, tmp)
+					return b
+				}
+			}
+			panic("no two file index entries share a key")
+		}, true, "not sorted"},
+		{"index entry naming a rule of another category", func(b []byte) []byte {
+			rulesOff, nRules := le.Uint32(b[blk+24:]), le.Uint32(b[blk+20:])
+			for r := uint32(0); r < nRules; r++ {
+				if b[rulesOff+r*ruleSize+8] == byte(Network) {
+					le.PutUint32(b[le.Uint32(b[blk+32:])+8:], r)
+					return b
+				}
+			}
+			panic("no network rule")
+		}, true, "is not a file rule"},
+		{"exec index entry naming a file rule", func(b []byte) []byte { le.PutUint32(b[le.Uint32(b[blk+40:])+8:], 0); return b }, true, "is not a exec rule"},
+		{"index key is the whole pattern", func(b []byte) []byte {
+			e := le.Uint32(b[blk+32:])
+			le.PutUint32(b[e:], le.Uint32(b[e+4:])) // key ref = pattern ref
+			return b
+		}, true, "does not fit its pattern"},
+		{"index key empty", func(b []byte) []byte { le.PutUint32(b[le.Uint32(b[blk+32:]):], 0); return b }, true, "does not fit its pattern"},
+		{"index literal flag flipped", func(b []byte) []byte { b[le.Uint32(b[blk+32:])+12] ^= 1; return b }, true, "does not fit its pattern"},
+		{"glob marked literal", func(b []byte) []byte {
+			off, n := le.Uint32(b[blk+40:]), le.Uint32(b[blk+36:]) // exec index: /bin/*sh is a glob
+			for i := uint32(0); i < n; i++ {
+				if e := b[off+16*i:]; strings.Contains(strAt(b, le.Uint32(e[4:])), "*") {
+					e[12] |= 1
+					return b
+				}
+			}
+			panic("no glob in the exec index")
+		}, true, "does not fit its pattern"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,6 +112,17 @@ func TestLoadRefuses(t *testing.T) {
 			}
 			if exitcode.Of(err) != exitcode.Operational {
 				t.Errorf("exit code %d, want 3 (corrupt input)", exitcode.Of(err))
+			}
+			// The probe's loader (probe/src/decide.c, through the decide-harness) refuses the same file.
+			bin := filepath.Join(t.TempDir(), "p.bin")
+			if err := os.WriteFile(bin, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(harness, bin)
+			cmd.Stdin = strings.NewReader("")
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+				t.Errorf("the C loader accepts what Go refuses (%v): %s", err, out)
 			}
 		})
 	}
@@ -175,4 +232,11 @@ func TestSyscallTable(t *testing.T) {
 			t.Errorf("%s = %d/%d, want %d/%d", nr.name, e.X86_64, e.Aarch64, nr.x, nr.a64)
 		}
 	}
+}
+
+// strAt reads the NUL-terminated string at ref in a compiled policy's string table.
+func strAt(b []byte, ref uint32) string {
+	off := binary.LittleEndian.Uint32(b[64+72:])
+	s := b[off+ref:]
+	return string(s[:bytes.IndexByte(s, 0)])
 }
