@@ -19,6 +19,7 @@ type fault struct {
 	method, path string        // "" = any; path is a substring of the URL path
 	times        int           // how many requests to hit; 0 = every one (a permanent fault)
 	window       time.Duration // > 0: hit only the requests that come within this long of the first hit
+	skip         int           // let this many matching requests through before the first hit
 
 	status int               // answer this status (with header) instead of forwarding
 	header map[string]string // e.g. Retry-After
@@ -42,6 +43,7 @@ type faultProxy struct {
 	fs   []*fault
 	hits []int
 	from []time.Time // first hit of each fault
+	seen []int       // matching requests of each fault, skipped ones included
 	log  []string
 	at   []time.Time
 }
@@ -65,12 +67,13 @@ func startFaultProxy(t *testing.T, target string) *faultProxy {
 func (p *faultProxy) inject(fs ...fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.fs, p.hits, p.from, p.log, p.at = nil, nil, nil, nil, nil
+	p.fs, p.hits, p.from, p.seen, p.log, p.at = nil, nil, nil, nil, nil, nil
 	for i := range fs {
 		f := fs[i]
 		p.fs = append(p.fs, &f)
 		p.hits = append(p.hits, 0)
 		p.from = append(p.from, time.Time{})
+		p.seen = append(p.seen, 0)
 	}
 }
 
@@ -103,6 +106,9 @@ func (p *faultProxy) match(r *http.Request) *fault {
 	defer p.mu.Unlock()
 	for i, f := range p.fs {
 		if (f.method != "" && f.method != r.Method) || (f.path != "" && !strings.Contains(r.URL.Path, f.path)) {
+			continue
+		}
+		if p.seen[i]++; p.seen[i] <= f.skip {
 			continue
 		}
 		if f.times > 0 && p.hits[i] >= f.times {

@@ -2,10 +2,13 @@ package hardening
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/crs-ci/crs-ci/core/internal/testenv"
 )
 
 // TestRegistryFaults runs the real crs-ci instrument through a fault-injecting proxy in front of the real
@@ -120,6 +125,64 @@ func TestRegistryFaults(t *testing.T) {
 				t.Errorf("layered image has %d layers, want 2", len(ls))
 			}
 		})
+	}
+}
+
+// TestSourceCutDuringCrossRegistryPush: instrumenting into another registry streams the base layer from the
+// source registry into the upload (no mount is possible across registries). The source connection is cut in
+// the middle of that stream (the analysis' download, the first, passes): the upload is retried with the layer
+// opened again, the run succeeds, and the target tag holds a complete image.
+func TestSourceCutDuringCrossRegistryPush(t *testing.T) {
+	src := registry(t)
+	img := bookworm(t)
+	srcDigest := push(t, src, "cross/app:1", img)
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layerDigest, _ := layers[0].Digest()
+	dst, err := testenv.NewRegistry(src.User, src.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dst.Close)
+	proxy := startFaultProxy(t, src.Host)
+	proxy.inject(fault{method: http.MethodGet, path: "/blobs/" + layerDigest.String(), skip: 1, cutRespAt: 1 << 20, times: 1})
+	// Explicit credentials go to the target only; the source's come from the docker config.
+	dockerCfg := t.TempDir()
+	auth := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, proxy.Host, base64.StdEncoding.EncodeToString([]byte(src.User+":"+src.Password)))
+	if err := os.WriteFile(filepath.Join(dockerCfg, "config.json"), []byte(auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"CRS_REGISTRY_USERNAME=" + dst.User, "CRS_REGISTRY_PASSWORD=" + dst.Password, "DOCKER_CONFIG=" + dockerCfg}
+	res := crs(t, runOpts{env: env, timeout: 3 * time.Minute}, "instrument", proxy.Host+"/cross/app:1", "--policy", testdata(t, "policy.yaml"),
+		"--to", dst.Host+"/cross/app:1-layered", "--no-cache", "--ci", "none")
+	reqs := proxy.requests()
+	if res.code != 0 {
+		t.Fatalf("exit %d, want 0\n%s\nrequests:\n%s", res.code, res, strings.Join(reqs, "\n"))
+	}
+	if proxy.injected() != 1 {
+		t.Fatalf("%d faults injected, want 1 (the layer was not downloaded twice?)\nrequests:\n%s", proxy.injected(), strings.Join(reqs, "\n"))
+	}
+	gets := 0
+	for _, r := range reqs {
+		if strings.HasPrefix(r, "GET ") && strings.Contains(r, layerDigest.String()) {
+			gets++
+		}
+	}
+	if gets != 3 { // the analysis, the cut stream, the retried stream
+		t.Errorf("%d GETs of the layer, want 3\n%s", gets, strings.Join(reqs, "\n"))
+	}
+	if d := tagDigest(t, src, "cross/app:1"); d != srcDigest.String() {
+		t.Errorf("source tag now %q, was %s", d, srcDigest)
+	}
+	ref, _ := name.ParseReference(dst.Host+"/cross/app:1-layered", name.Insecure)
+	out, err := remote.Image(ref, regAuth(dst))
+	if err != nil {
+		t.Fatalf("pulling the layered image from the target registry: %v", err)
+	}
+	if err := verifyImage(out); err != nil {
+		t.Errorf("the tag points at an incomplete or corrupt image: %v", err)
 	}
 }
 
