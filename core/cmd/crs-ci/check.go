@@ -35,7 +35,7 @@ func checkCommand() *cli.Command {
 				Usage: "stop with an error when a layer expands beyond `N` bytes (a decompression bomb)"},
 			&cli.BoolFlag{Name: "allow-unhookable-entrypoint",
 				Usage: "a static or Go entrypoint is a warning, not a rejection (for images whose child processes matter more)"},
-		}, ciFlags()...),
+		}, append(registryFlags(), ciFlags()...)...),
 		Action: runCheck,
 	}
 }
@@ -71,8 +71,13 @@ func runCheck(c *cli.Context) error {
 		ctx = context.Background()
 	}
 	ref := args[0]
+	kc, ropts, err := registryAccess(c, ref, "")
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(progress, "crs-ci check: opening %s\n", ref)
-	src, err := image.Open(ctx, ref, image.Options{Platform: c.String("platform"), Progress: layerProgress})
+	src, err := image.Open(ctx, ref, image.Options{Platform: c.String("platform"), Progress: layerProgress,
+		Keychain: kc, RemoteOptions: ropts})
 	if err != nil {
 		return publishCI(c, nil, nil, err)
 	}

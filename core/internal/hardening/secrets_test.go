@@ -217,8 +217,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	})
 
-	// check reads registry credentials from the docker config only; the secrets sit in that file and in the
-	// environment, and the password is wrong in one run (401 from the registry).
+	// check takes the same registry credential sources as instrument: the secrets sit in the docker config and
+	// in CRS_REGISTRY_USERNAME/PASSWORD (which win), and the password is wrong in one run (401 from the registry).
 	t.Run("check", func(t *testing.T) {
 		for _, pass := range []string{secretPassword, secretWrong} {
 			for i, plat := range ciPlatforms() {
@@ -232,7 +232,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 						t.Fatal(err)
 					}
 					rargs, files := reportArgs(dir)
-					env := append(plat.env(dir), "DOCKER_CONFIG="+dockerCfg, "CRS_REGISTRY_PASSWORD="+pass, "VAULT_TOKEN="+secretVaultToken)
+					env := append(plat.env(dir), "DOCKER_CONFIG="+dockerCfg, "CRS_REGISTRY_USERNAME="+reg.User, "CRS_REGISTRY_PASSWORD="+pass, "VAULT_TOKEN="+secretVaultToken)
 					res := crs(t, runOpts{env: env}, append([]string{"check", src, "--cache-dir", cache, "--format", format}, rargs...)...)
 					want := 0
 					if pass == secretWrong {
