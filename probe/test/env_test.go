@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,28 +62,139 @@ func TestMain(m *testing.M) {
 
 // helper builds (once per test binary) and returns the path of a helper program:
 // "helper" (host gcc), "helper-fortify" (-D_FORTIFY_SOURCE=2 -O2), "helper-musl" (musl-gcc),
-// "helper-arm64" (aarch64-linux-gnu-gcc).
+// "helper-arm64" (aarch64-linux-gnu-gcc), and "helper-baseline" / "helper-baseline-fortify": the same two
+// glibc builds bound to the oldest symbol versions (testdata/baseline.h), which run on glibc 2.17 and later.
 func helper(t *testing.T, name string) string {
 	t.Helper()
-	once.Do(func() {
-		src := filepath.Join(repoRoot, "probe", "test", "testdata", "helper.c")
-		builds := [][]string{
-			{"gcc", "-O2", "-o", filepath.Join(helpers, "helper"), src, "-lpthread"},
-			{"gcc", "-O2", "-D_FORTIFY_SOURCE=2", "-o", filepath.Join(helpers, "helper-fortify"), src, "-lpthread"},
-			{"musl-gcc", "-O2", "-o", filepath.Join(helpers, "helper-musl"), src},
-			{"aarch64-linux-gnu-gcc", "-O2", "-o", filepath.Join(helpers, "helper-arm64"), src, "-lpthread"},
-		}
-		for _, b := range builds {
-			if out, err := exec.Command(b[0], b[1:]...).CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("building test helper with %s: %v\n%s", b[0], err, out)
-				return
-			}
-		}
-	})
+	once.Do(func() { buildErr = buildHelpers() })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return filepath.Join(helpers, name)
+}
+
+// linkStubs are link-time-only stand-ins for the libraries that hold the baseline helper's imports on old
+// glibc (before 2.34 pthread_create lived in libpthread.so.0 and dlsym in libdl.so.2). Linking against them
+// records the right library for each symbol version; at run time the root's real libraries are loaded.
+var linkStubs = map[string][]string{
+	"libpthread.so.0": {"pthread_create", "pthread_join"},
+	"libdl.so.2":      {"dlsym"},
+}
+
+// baselineMax is the newest glibc symbol version the baseline helpers may need (so they run on 2.17+).
+const baselineMax = "GLIBC_2.17"
+
+func buildHelpers() error {
+	td := filepath.Join(repoRoot, "probe", "test", "testdata")
+	src := filepath.Join(td, "helper.c")
+	stubDir := filepath.Join(helpers, "stubs")
+	if err := os.MkdirAll(stubDir, 0o755); err != nil {
+		return err
+	}
+	var stubs []string
+	for _, soname := range []string{"libdl.so.2", "libpthread.so.0"} {
+		var c, m strings.Builder
+		m.WriteString("GLIBC_2.2.5 { global:")
+		for _, f := range linkStubs[soname] {
+			fmt.Fprintf(&c, "int %s(void) { return 0; }\n", f)
+			fmt.Fprintf(&m, " %s;", f)
+		}
+		m.WriteString(" local: *; };\n")
+		base := filepath.Join(stubDir, soname)
+		if err := os.WriteFile(base+".c", []byte(c.String()), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(base+".map", []byte(m.String()), 0o644); err != nil {
+			return err
+		}
+		if out, err := exec.Command("gcc", "-shared", "-nostdlib", "-Wl,-soname,"+soname,
+			"-Wl,--version-script="+base+".map", "-o", base, base+".c").CombinedOutput(); err != nil {
+			return fmt.Errorf("building link stub %s: %v\n%s", soname, err, out)
+		}
+		stubs = append(stubs, base)
+	}
+	baseline := append([]string{"-DCRS_BASELINE", "-include", filepath.Join(td, "baseline.h"), "-nostartfiles",
+		"-Wl,-z,nopack-relative-relocs", "-Wl,--no-as-needed"}, stubs...)
+	builds := [][]string{
+		{"gcc", "-O2", "-o", filepath.Join(helpers, "helper"), src, "-lpthread"},
+		{"gcc", "-O2", "-D_FORTIFY_SOURCE=2", "-o", filepath.Join(helpers, "helper-fortify"), src, "-lpthread"},
+		append([]string{"gcc", "-O2", "-o", filepath.Join(helpers, "helper-baseline"), src}, baseline...),
+		append([]string{"gcc", "-O2", "-D_FORTIFY_SOURCE=2", "-o", filepath.Join(helpers, "helper-baseline-fortify"), src}, baseline...),
+		{"musl-gcc", "-O2", "-o", filepath.Join(helpers, "helper-musl"), src},
+		{"aarch64-linux-gnu-gcc", "-O2", "-o", filepath.Join(helpers, "helper-arm64"), src, "-lpthread"},
+	}
+	for _, b := range builds {
+		if out, err := exec.Command(b[0], b[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("building test helper with %s: %v\n%s", strings.Join(b, " "), err, out)
+		}
+	}
+	for _, name := range []string{"helper-baseline", "helper-baseline-fortify"} {
+		if problems := baselineProblems(filepath.Join(helpers, name)); len(problems) > 0 {
+			return fmt.Errorf("%s needs more than glibc %s: %s", name, baselineMax, strings.Join(problems, "; "))
+		}
+	}
+	return nil
+}
+
+// baselineProblems reads an executable's needs (DT_NEEDED, .gnu.version_r) and lists every symbol version
+// newer than baselineMax, any non-GLIBC_2.x version, and any library other than libc, libpthread and libdl.
+func baselineProblems(path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	a, err := probe.Analyze(b)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", path, err)}
+	}
+	var problems []string
+	for _, n := range a.Needs {
+		if n.Soname != "libc.so.6" && linkStubs[n.Soname] == nil {
+			problems = append(problems, "DT_NEEDED "+n.Soname)
+		}
+		for _, v := range n.Versions {
+			if !glibcVersionAtMost(v, baselineMax) {
+				problems = append(problems, fmt.Sprintf("%s from %s", v, n.Soname))
+			}
+		}
+	}
+	return problems
+}
+
+// glibcVersionAtMost reports whether the version node v (GLIBC_2.N[.M]) is not newer than max.
+func glibcVersionAtMost(v, max string) bool {
+	parse := func(s string) []int {
+		rest, ok := strings.CutPrefix(s, "GLIBC_")
+		if !ok {
+			return nil
+		}
+		var out []int
+		for _, p := range strings.Split(rest, ".") {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return nil
+			}
+			out = append(out, n)
+		}
+		return out
+	}
+	a, b := parse(v), parse(max)
+	if a == nil || b == nil {
+		return false
+	}
+	for i := 0; i < len(a) || i < len(b); i++ {
+		var x, y int
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return true
 }
 
 // root is an instrumented copy (overlay) of a cached distribution root filesystem.

@@ -1,9 +1,11 @@
 package probetest
 
 import (
+	"debug/elf"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,23 +257,154 @@ func checkHelper(t *testing.T, r *root, tc helperCase, policyID string) {
 	}
 }
 
-func installHelpers(t *testing.T, r *root) {
-	r.install(t, helper(t, "helper"), "/opt/t/helper")
-	r.install(t, helper(t, "helper"), "/opt/t/nosh")
-	r.install(t, helper(t, "helper-fortify"), "/opt/t/helper-fortify")
+func installHelpers(t *testing.T, r *root) { installHelperBuild(t, r, "") }
+
+// installHelperBuild installs one build of the helper as /opt/t/helper, /opt/t/nosh and /opt/t/helper-fortify:
+// build "" is the host build, "-baseline" the one bound to the oldest glibc symbol versions.
+func installHelperBuild(t *testing.T, r *root, build string) {
+	r.install(t, helper(t, "helper"+build), "/opt/t/helper")
+	r.install(t, helper(t, "helper"+build), "/opt/t/nosh")
+	r.install(t, helper(t, "helper"+build+"-fortify"), "/opt/t/helper-fortify")
 }
 
-// TestEntryPoints calls every hooked family from a C program in glibc 2.36 (bookworm) and 2.41 (trixie).
+// newerEntryPoints are the hooked entry points some supported glibc lacks, with the version that added them.
+// TestEntryPoints skips their rows by name on a root whose libc.so.6 does not define them, and only there.
+var newerEntryPoints = map[string]string{"renameat2": "GLIBC_2.28", "execveat": "GLIBC_2.34"}
+
+// libcDefines reports whether the root's libc.so.6 exports name, at any version.
+func libcDefines(t *testing.T, r *root, name string) bool {
+	t.Helper()
+	path, err := filepath.EvalSymlinks(filepath.Join(r.dir, "lib", "x86_64-linux-gnu", "libc.so.6"))
+	if err != nil {
+		t.Fatalf("finding %s's libc.so.6: %v", r.name, err)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatalf("reading %s: %v", path, err)
+	}
+	defer f.Close()
+	syms, err := f.DynamicSymbols()
+	if err != nil {
+		t.Fatalf("reading the dynamic symbols of %s: %v", path, err)
+	}
+	for _, s := range syms {
+		if s.Name == name && s.Section != elf.SHN_UNDEF {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEntryPoints calls every hooked family from a C program in glibc 2.23 (xenial), 2.31 (bullseye),
+// 2.36 (bookworm) and 2.41 (trixie). The old roots run the baseline build of the helper (it needs nothing
+// newer than GLIBC_2.17, checked when it is built); the new ones run the host build, which also proves the
+// current symbol versions (mknod@GLIBC_2.33, pthread_create@GLIBC_2.34, a direct execveat call).
 func TestEntryPoints(t *testing.T) {
-	for _, name := range []string{"bookworm", "trixie"} {
-		t.Run(name, func(t *testing.T) {
-			r := newRoot(t, name, probe.Glibc, "amd64")
-			installHelpers(t, r)
+	for _, tc := range []struct {
+		root, build string
+		absent      []string // rows skipped: entry points this glibc does not have (checked in its libc.so.6)
+		adjust      func(c *helperCase)
+	}{
+		{"xenial", "-baseline", []string{"execveat", "renameat2"}, func(c *helperCase) {
+			switch c.name {
+			case "system: the shell's exec denied":
+				c.out = "ok 2" // dash 0.5.8 exits 2 (not 126) when an exec fails with EPERM
+			case "exec with empty env stays probed":
+				ev := *c.event
+				ev.Program = "/bin/cat" // no merged /usr: /bin/cat is the file itself
+				c.event = &ev
+			}
+		}},
+		{"bullseye", "-baseline", []string{"execveat"}, nil},
+		{"bookworm", "", nil, nil},
+		{"trixie", "", nil, nil},
+	} {
+		t.Run(tc.root, func(t *testing.T) {
+			r := newRoot(t, tc.root, probe.Glibc, "amd64")
+			installHelperBuild(t, r, tc.build)
 			id := r.setPolicy(t, compile(t, "enforce.yaml"))
-			for _, tc := range append(helperCases(), moreEntryPoints()...) {
-				t.Run(tc.name, func(t *testing.T) { checkHelper(t, r, tc, id) })
+			for name := range newerEntryPoints {
+				if got, want := libcDefines(t, r, name), !slices.Contains(tc.absent, name); got != want {
+					t.Errorf("%s's libc.so.6 defines %s: %v, want %v", tc.root, name, got, want)
+				}
+			}
+			for _, c := range append(helperCases(), moreEntryPoints()...) {
+				t.Run(c.name, func(t *testing.T) {
+					if slices.Contains(tc.absent, c.name) {
+						t.Skipf("%s is not in %s's glibc (added in %s)", c.name, tc.root, newerEntryPoints[c.name])
+					}
+					if tc.adjust != nil {
+						tc.adjust(&c)
+					}
+					checkHelper(t, r, c, id)
+				})
 			}
 		})
+	}
+}
+
+// TestBaselineHelperNeeds: the baseline builds need nothing newer than GLIBC_2.17 (the build fails
+// otherwise), while the host build does need newer versions; so the check can fail, and the build differs.
+func TestBaselineHelperNeeds(t *testing.T) {
+	for _, tc := range []struct {
+		bin       string
+		wantClean bool
+		mustName  string // a need the problems must mention
+	}{
+		{"helper-baseline", true, ""},
+		{"helper-baseline-fortify", true, ""},
+		{"helper", false, "GLIBC_2.34"},
+		{"helper-fortify", false, "GLIBC_2.34"},
+	} {
+		t.Run(tc.bin, func(t *testing.T) {
+			problems := baselineProblems(helper(t, tc.bin))
+			if tc.wantClean && len(problems) > 0 {
+				t.Errorf("needs more than %s: %v", baselineMax, problems)
+			}
+			if !tc.wantClean && !strings.Contains(strings.Join(problems, "; "), tc.mustName) {
+				t.Errorf("problems %v do not mention %s", problems, tc.mustName)
+			}
+		})
+	}
+	// the baseline builds exercise the old entry points on old roots: __xmknod/__xmknodat (before 2.33),
+	// the fortified __open_2 family, pthread_create from libpthread.so.0 (before 2.34)
+	for _, tc := range []struct{ bin, sym, version, library string }{
+		{"helper-baseline", "__xmknod", "GLIBC_2.2.5", "libc.so.6"},
+		{"helper-baseline", "__xmknodat", "GLIBC_2.4", "libc.so.6"},
+		{"helper-baseline", "pthread_create", "GLIBC_2.2.5", "libpthread.so.0"},
+		{"helper-baseline", "__libc_start_main", "GLIBC_2.2.5", "libc.so.6"},
+		{"helper-baseline-fortify", "__open_2", "GLIBC_2.7", "libc.so.6"},
+		{"helper-baseline-fortify", "__openat_2", "GLIBC_2.7", "libc.so.6"},
+	} {
+		f, err := elf.Open(helper(t, tc.bin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		imports, err := f.ImportedSymbols()
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.bin, err)
+		}
+		want := elf.ImportedSymbol{Name: tc.sym, Version: tc.version, Library: tc.library}
+		if !slices.Contains(imports, want) {
+			t.Errorf("%s does not import %+v", tc.bin, want)
+		}
+	}
+	for _, tc := range []struct {
+		v, max string
+		want   bool
+	}{
+		{"GLIBC_2.2.5", "GLIBC_2.17", true},
+		{"GLIBC_2.17", "GLIBC_2.17", true},
+		{"GLIBC_2.3.4", "GLIBC_2.17", true},
+		{"GLIBC_2.18", "GLIBC_2.17", false},
+		{"GLIBC_2.34", "GLIBC_2.17", false},
+		{"GLIBC_PRIVATE", "GLIBC_2.17", false},
+		{"GLIBC_ABI_DT_RELR", "GLIBC_2.17", false},
+	} {
+		if got := glibcVersionAtMost(tc.v, tc.max); got != tc.want {
+			t.Errorf("glibcVersionAtMost(%s, %s) = %v, want %v", tc.v, tc.max, got, tc.want)
+		}
 	}
 }
 
