@@ -298,7 +298,8 @@ func libcDefines(t *testing.T, r *root, name string) bool {
 // TestEntryPoints calls every hooked family from a C program in glibc 2.23 (xenial), 2.31 (bullseye),
 // 2.36 (bookworm) and 2.41 (trixie). The old roots run the baseline build of the helper (it needs nothing
 // newer than GLIBC_2.17, checked when it is built); the new ones run the host build, which also proves the
-// current symbol versions (mknod@GLIBC_2.33, pthread_create@GLIBC_2.34, a direct execveat call).
+// current symbol versions (mknod@GLIBC_2.33, pthread_create@GLIBC_2.34, a direct execveat call), and the
+// baseline build too (subtests bookworm-baseline, trixie-baseline).
 func TestEntryPoints(t *testing.T) {
 	for _, tc := range []struct {
 		root, build string
@@ -318,8 +319,12 @@ func TestEntryPoints(t *testing.T) {
 		{"bullseye", "-baseline", []string{"execveat"}, nil},
 		{"bookworm", "", nil, nil},
 		{"trixie", "", nil, nil},
+		// the same baseline binary in the new roots: what an old program in a new image calls (the
+		// compatibility symbols __xmknod, __libc_start_main@GLIBC_2.2.5, pthread_create from libpthread.so.0)
+		{"bookworm", "-baseline", nil, nil},
+		{"trixie", "-baseline", nil, nil},
 	} {
-		t.Run(tc.root, func(t *testing.T) {
+		t.Run(tc.root+tc.build, func(t *testing.T) {
 			r := newRoot(t, tc.root, probe.Glibc, "amd64")
 			installHelperBuild(t, r, tc.build)
 			id := r.setPolicy(t, compile(t, "enforce.yaml"))
