@@ -63,4 +63,4 @@ echo "exit code: $rc"
 
 "$ROOT/scripts/demo-instrument.sh" "oci:$WORK/layout:demo"
 
-step "demo finished: compatible image accepted (0), static entrypoint rejected (1), the -layered image pushed, the denied read seen in a real container"
+step "demo finished: compatible image accepted (0), static entrypoint rejected (1), the -layered image pushed, the denied read seen in a real container, and a policy learned in audit mode enforced"
