@@ -20,10 +20,12 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the service that instruments every image pushed to a registry (registry notifications webhook)",
-		Description: "Listens for the distribution registry's notifications (notifications.endpoints in its config), and\n" +
-			"instruments each pushed tag that the configuration selects, pushing TAG-layered beside it. Jobs are\n" +
-			"journaled in stateDir before a notification is acknowledged and resume after a restart.\n" +
-			"Endpoints: POST /notifications (shared secret header), /healthz, /readyz, /metrics, /jobs.\n" +
+		Description: "Listens for the distribution registry's notifications (notifications.endpoints in its config) and for\n" +
+			"Harbor 2.x PUSH_ARTIFACT webhooks, and instruments each pushed tag that the configuration selects,\n" +
+			"pushing TAG-layered beside it. Jobs are journaled in stateDir before a notification is acknowledged\n" +
+			"and resume after a restart.\n" +
+			"Endpoints: POST /notifications and POST /webhook/harbor (shared secret header; paths configurable),\n" +
+			"/healthz, /readyz, /metrics, /jobs.\n" +
 			"SIGTERM/SIGINT stop gracefully. Exit codes: 0 stopped, 2 bad configuration, 3 operational.\n" +
 			"See docs/serve.md.",
 		OnUsageError: usageOnError,
