@@ -18,8 +18,11 @@ CFLAGS=(-std=gnu11 -O2 -fPIC -fvisibility=hidden -fno-stack-protector -fno-stric
         -fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -fno-unwind-tables
         -fno-ident -g0 -U_FORTIFY_SOURCE -U_FILE_OFFSET_BITS -U_GNU_SOURCE -D_DEFAULT_SOURCE
         -ffile-prefix-map="$PWD"=. -Wall -Wextra -Werror -Wno-unused-parameter)
+# -z noseparate-code: two LOAD segments instead of four, so the loader maps the probe with fewer system calls
+# in every process start (measured: the probe's start-up cost falls to that of an empty preloaded library);
+# the price is that the probe's read-only data shares the executable segment.
 LDFLAGS=(-shared -nostartfiles -static-libgcc -Wl,--version-script="$OUT/probe.map" -Wl,--build-id=none
-         -Wl,--hash-style=gnu -Wl,-z,noexecstack -Wl,-s -Wl,--no-undefined)
+         -Wl,--hash-style=gnu -Wl,-z,noexecstack -Wl,-z,noseparate-code -Wl,-s -Wl,--no-undefined)
 
 {
   echo "{"
