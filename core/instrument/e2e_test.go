@@ -222,9 +222,9 @@ func TestEndToEndIndexARM64(t *testing.T) {
 	const secret = "crs-e2e-arm64-secret"
 	extra := testenv.LayerFromFiles(testenv.Reg("/etc/crs-secret", []byte(secret+"\n")),
 		testenv.Reg("/etc/hello", []byte("hello-from-arm64\n")), testenv.Dir("/tmp").WithMode(0o1777))
-	arm, err := mutate.AppendLayers(minimalImage(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Config{Cmd: []string{"/usr/bin/cat"}},
+	arm, err := mutate.AppendLayers(testenv.MinimalImage(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Config{Cmd: []string{"/usr/bin/cat"}},
 		v1.Platform{OS: "linux", Architecture: "arm64"},
-		"/usr/bin/cat", "/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libdl.so.2"), extra)
+		[]string{"/usr/bin/cat", "/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libdl.so.2"}), extra)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/crs-ci/crs-ci/core/internal/testenv"
 	"github.com/crs-ci/crs-ci/core/probe"
 )
 
@@ -75,81 +70,4 @@ func testProbesFor(t testing.TB) func(libc, arch string) (*probe.Artifact, error
 		}
 		return nil, fmt.Errorf("no test probe for %s/%s", libc, arch)
 	}
-}
-
-// minimalImage is an image holding only the given paths of a real root filesystem (and every directory
-// and symlink on the way to them, so merged-/usr layouts stay intact): small real images for fast tests.
-func minimalImage(t testing.TB, rootfs string, cfg v1.Config, plat v1.Platform, paths ...string) v1.Image {
-	t.Helper()
-	seen := map[string]bool{}
-	var files []testenv.File
-	var add func(p string, depth int)
-	add = func(p string, depth int) {
-		if depth > 40 {
-			t.Fatalf("minimalImage: symlink loop at %s", p)
-		}
-		p = path.Clean(p)
-		if p == "/" {
-			return
-		}
-		// Resolve the parent first (it may be a symlink, e.g. /lib64 -> usr/lib64).
-		parent := path.Dir(p)
-		add(parent, depth+1)
-		real := resolveIn(t, rootfs, parent)
-		p = path.Join(real, path.Base(p))
-		if seen[p] {
-			return
-		}
-		seen[p] = true
-		fi, err := os.Lstat(filepath.Join(rootfs, p))
-		if err != nil {
-			t.Fatalf("minimalImage: %v", err)
-		}
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(filepath.Join(rootfs, p))
-			files = append(files, testenv.Symlink(p, target))
-			if !strings.HasPrefix(target, "/") {
-				target = path.Join(path.Dir(p), target)
-			}
-			add(target, depth+1)
-		case fi.IsDir():
-			files = append(files, testenv.Dir(p))
-		default:
-			b, err := os.ReadFile(filepath.Join(rootfs, p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, testenv.Reg(p, b).WithMode(int64(fi.Mode().Perm())))
-		}
-	}
-	for _, p := range paths {
-		add(p, 0)
-	}
-	return testenv.ImageFromLayers(t, cfg, plat, testenv.LayerFromFiles(files...))
-}
-
-// resolveIn resolves symlinks of an absolute path inside rootfs (targets relative to the rootfs).
-func resolveIn(t testing.TB, rootfs, p string) string {
-	out := "/"
-	for _, c := range strings.Split(strings.Trim(p, "/"), "/") {
-		if c == "" {
-			continue
-		}
-		next := path.Join(out, c)
-		for i := 0; i < 40; i++ {
-			fi, err := os.Lstat(filepath.Join(rootfs, next))
-			if err != nil || fi.Mode()&os.ModeSymlink == 0 {
-				break
-			}
-			target, _ := os.Readlink(filepath.Join(rootfs, next))
-			if strings.HasPrefix(target, "/") {
-				next = path.Clean(target)
-			} else {
-				next = path.Join(path.Dir(next), target)
-			}
-		}
-		out = next
-	}
-	return out
 }

@@ -134,15 +134,15 @@ func bookwormImage(t *testing.T) v1.Image {
 }
 
 func minimalAMD64(t *testing.T) v1.Image {
-	return minimalImage(t, testenv.Rootfs(t, "bookworm"), v1.Config{Cmd: []string{"/usr/bin/cat"}},
+	return testenv.MinimalImage(t, testenv.Rootfs(t, "bookworm"), v1.Config{Cmd: []string{"/usr/bin/cat"}},
 		v1.Platform{OS: "linux", Architecture: "amd64"},
-		"/usr/bin/cat", "/usr/bin/true", "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libdl.so.2")
+		[]string{"/usr/bin/cat", "/usr/bin/true", "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libdl.so.2"})
 }
 
 func minimalARM64(t *testing.T) v1.Image {
-	return minimalImage(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Config{Cmd: []string{"/usr/bin/true"}},
+	return testenv.MinimalImage(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Config{Cmd: []string{"/usr/bin/true"}},
 		v1.Platform{OS: "linux", Architecture: "arm64"},
-		"/usr/bin/true", "/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libdl.so.2")
+		[]string{"/usr/bin/true", "/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libdl.so.2"})
 }
 
 // TestInstrumentRegistry instruments a real Debian bookworm image in the real docker-registry and checks the

@@ -209,84 +209,14 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// minimalImage is an image holding the named paths of a real root filesystem, with every directory and
-// symlink on the way (merged /usr stays intact), plus extra files.
-func minimalImage(t *testing.T, rootfs string, plat v1.Platform, cfg v1.Config, paths []string, extra ...testenv.File) v1.Image {
-	t.Helper()
-	seen := map[string]bool{}
-	var files []testenv.File
-	var addPath func(p string, depth int)
-	// addEntry adds p, whose parent directories are real directories already in the image.
-	addEntry := func(p string, depth int) {
-		if p == "/" || seen[p] {
-			return
-		}
-		seen[p] = true
-		fi, err := os.Lstat(filepath.Join(rootfs, p))
-		if err != nil {
-			t.Fatalf("minimalImage: %v", err)
-		}
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(filepath.Join(rootfs, p))
-			files = append(files, testenv.Symlink(p, target))
-			if !path.IsAbs(target) {
-				target = path.Join(path.Dir(p), target)
-			}
-			addPath(target, depth+1)
-		case fi.IsDir():
-			files = append(files, testenv.Dir(p))
-		default:
-			b, err := os.ReadFile(filepath.Join(rootfs, p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, testenv.Reg(p, b).WithMode(int64(fi.Mode().Perm())))
-		}
-	}
-	// addPath adds p and every directory and symlink on the way to it.
-	addPath = func(p string, depth int) {
-		if depth > 40 {
-			t.Fatalf("minimalImage: symlink loop at %s", p)
-		}
-		p = path.Clean(p)
-		dir := "/"
-		for _, c := range strings.Split(strings.Trim(path.Dir(p), "/"), "/") {
-			if c == "" {
-				continue
-			}
-			next := path.Join(dir, c)
-			addEntry(next, depth+1)
-			for i := 0; i < 40; i++ {
-				fi, err := os.Lstat(filepath.Join(rootfs, next))
-				if err != nil || fi.Mode()&os.ModeSymlink == 0 {
-					break
-				}
-				target, _ := os.Readlink(filepath.Join(rootfs, next))
-				if !path.IsAbs(target) {
-					target = path.Join(path.Dir(next), target)
-				}
-				next = path.Clean(target)
-			}
-			dir = next
-		}
-		addEntry(path.Join(dir, path.Base(p)), depth)
-	}
-	for _, p := range paths {
-		addPath(p, 0)
-	}
-	files = append(files, extra...)
-	return testenv.ImageFromLayers(t, cfg, plat, testenv.LayerFromFiles(files...))
-}
-
 func compatibleImage(t *testing.T, extra ...testenv.File) v1.Image {
 	extra = append([]testenv.File{testenv.Reg("/etc/crs-secret", []byte("top-secret\n")), testenv.Reg("/etc/allowed", []byte("allowed\n"))}, extra...)
-	return minimalImage(t, testenv.Rootfs(t, "bookworm"), v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Config{Cmd: []string{"/usr/bin/cat", "/etc/allowed"}},
+	return testenv.MinimalImage(t, testenv.Rootfs(t, "bookworm"), v1.Config{Cmd: []string{"/usr/bin/cat", "/etc/allowed"}}, v1.Platform{OS: "linux", Architecture: "amd64"},
 		[]string{"/usr/bin/cat", "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libdl.so.2"}, extra...)
 }
 
 func arm64Image(t *testing.T) v1.Image {
-	return minimalImage(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Platform{OS: "linux", Architecture: "arm64"}, v1.Config{Cmd: []string{"/usr/bin/true"}},
+	return testenv.MinimalImage(t, testenv.Rootfs(t, "bookworm-arm64"), v1.Config{Cmd: []string{"/usr/bin/true"}}, v1.Platform{OS: "linux", Architecture: "arm64"},
 		[]string{"/usr/bin/true", "/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libdl.so.2"})
 }
 
