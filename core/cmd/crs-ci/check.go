@@ -59,12 +59,7 @@ func runCheck(c *cli.Context) error {
 	if c.Int64("max-layer-bytes") <= 0 {
 		return exitcode.Usagef("--max-layer-bytes %d: want a positive number of bytes", c.Int64("max-layer-bytes"))
 	}
-	cacheDir := c.String("cache-dir")
-	if cacheDir == "" && !c.Bool("no-cache") {
-		if d, err := os.UserCacheDir(); err == nil {
-			cacheDir = filepath.Join(d, "crs-ci")
-		}
-	}
+	cacheDir := factsCacheDir(c)
 	progress, layerProgress := progressWriters(c.App.ErrWriter)
 	ctx := c.Context
 	if ctx == nil {
@@ -105,6 +100,17 @@ func runCheck(c *cli.Context) error {
 		verdict = exitcode.Rejectedf("%s is incompatible with the probe (%s)", rep.Image, platformVerdicts(rep))
 	}
 	return publishCI(c, rep, targets, verdict)
+}
+
+// factsCacheDir (check and instrument) is --cache-dir, else the user cache dir/crs-ci; "" with --no-cache.
+func factsCacheDir(c *cli.Context) string {
+	dir := c.String("cache-dir")
+	if dir == "" && !c.Bool("no-cache") {
+		if d, err := os.UserCacheDir(); err == nil {
+			dir = filepath.Join(d, "crs-ci")
+		}
+	}
+	return dir
 }
 
 // platformVerdicts summarises per platform: "linux/amd64: 2 errors, linux/arm64: compatible".

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -81,12 +79,7 @@ func runInstrument(c *cli.Context) error {
 		return err
 	}
 
-	cacheDir := c.String("cache-dir")
-	if cacheDir == "" && !c.Bool("no-cache") {
-		if d, err := os.UserCacheDir(); err == nil {
-			cacheDir = filepath.Join(d, "crs-ci")
-		}
-	}
+	cacheDir := factsCacheDir(c)
 	progress, layerProgress := progressWriters(c.App.ErrWriter)
 	fmt.Fprintf(progress, "crs-ci instrument %s: %s with policy %s\n", version.Version, src, c.String("policy"))
 	rep, runErr := instrument.Run(ctx, instrument.Options{
