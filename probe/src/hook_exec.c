@@ -104,22 +104,8 @@ CRS_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 	return r;
 }
 
-CRS_EXPORT int execv(const char *path, char *const argv[])
-{
-	int e = crs_check_exec(AT_FDCWD, path);
-	if (e)
-		return FAIL(e);
-	execve_fn real = REAL(execve, execve_fn);
-	if (!real)
-		return FAIL(ENOSYS);
-	size_t mapped = 0;
-	char *const *env = KEEP(environ, mapped);
-	int r = real(path, argv, env);
-	int saved = errno;
-	UNKEEP(env, mapped);
-	errno = saved;
-	return r;
-}
+/* execv is execve with the process's environment (the same check, the same LD_PRELOAD keeping). */
+CRS_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
 
 /* execvp_env runs the real execvp (environ) or execvpe (envp). */
 static int execvp_env(const char *file, char *const argv[], char *const envp[], int has_envp)
