@@ -921,6 +921,34 @@ func (ps *parser) syscallBlock(r *Rule, b field, what string) {
 	}
 }
 
+// parseListOf reads a list (with @list references expanded) whose items each parse into a T; an item that
+// does not parse is an error with code at its own position. name is the key, for the empty-list hint.
+func parseListOf[T any](ps *parser, f field, w, name, code string, parse func(string) (T, string, string)) []T {
+	its, ok := ps.items(f.val, w)
+	if !ok {
+		return nil
+	}
+	if its, ok = ps.expand(its, w); !ok {
+		return nil
+	}
+	if len(its) == 0 {
+		ps.errAt(ps.node(f.val), "empty-list", fmt.Sprintf("list %s, or leave %s out to match any", name, name), "%s is empty", w)
+	}
+	var out []T
+	for _, it := range its {
+		v, prob, hint := parse(it.Value)
+		if prob != "" {
+			if it.From != "" {
+				prob += fmt.Sprintf(" (in list %q)", it.From)
+			}
+			ps.add(report.Error, it.Line, it.Col, code, hint, "%s: %s", w, prob)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
 func (ps *parser) networkBlock(r *Rule, b field, what string) {
 	m, ok := ps.mapping(b.val, "network", []string{"direction", "addresses", "ports", "protocol", "unix"})
 	if !ok {
@@ -946,46 +974,10 @@ func (ps *parser) networkBlock(r *Rule, b field, what string) {
 		}
 	}
 	if f, ok := m["addresses"]; ok {
-		w := what + ": network.addresses"
-		if its, ok := ps.items(f.val, w); ok {
-			if its, ok = ps.expand(its, w); ok {
-				if len(its) == 0 {
-					ps.errAt(ps.node(f.val), "empty-list", "list addresses, or leave addresses out to match any", "%s is empty", w)
-				}
-				for _, it := range its {
-					pf, prob, hint := parseAddress(it.Value)
-					if prob != "" {
-						if it.From != "" {
-							prob += fmt.Sprintf(" (in list %q)", it.From)
-						}
-						ps.add(report.Error, it.Line, it.Col, "invalid-address", hint, "%s: %s", w, prob)
-						continue
-					}
-					r.Prefixes = append(r.Prefixes, pf)
-				}
-			}
-		}
+		r.Prefixes = parseListOf(ps, f, what+": network.addresses", "addresses", "invalid-address", parseAddress)
 	}
 	if f, ok := m["ports"]; ok {
-		w := what + ": network.ports"
-		if its, ok := ps.items(f.val, w); ok {
-			if its, ok = ps.expand(its, w); ok {
-				if len(its) == 0 {
-					ps.errAt(ps.node(f.val), "empty-list", "list ports, or leave ports out to match any", "%s is empty", w)
-				}
-				for _, it := range its {
-					pr, prob, hint := parsePort(it.Value)
-					if prob != "" {
-						if it.From != "" {
-							prob += fmt.Sprintf(" (in list %q)", it.From)
-						}
-						ps.add(report.Error, it.Line, it.Col, "invalid-port", hint, "%s: %s", w, prob)
-						continue
-					}
-					r.Ports = append(r.Ports, pr)
-				}
-			}
-		}
+		r.Ports = parseListOf(ps, f, what+": network.ports", "ports", "invalid-port", parsePort)
 	}
 }
 
